@@ -1,0 +1,1 @@
+//! Token verification, application-token signing and key formats.

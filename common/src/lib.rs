@@ -1,0 +1,13 @@
+//! Nouns shared by the mirroring services: wire types, the SOAP and value codecs, authentication,
+//! configuration, telemetry and the queue topology.
+
+pub mod auth;
+pub mod config;
+pub mod partition;
+pub mod schema;
+pub mod shutdown;
+pub mod soap;
+pub mod telemetry;
+pub mod topology;
+pub mod value;
+pub mod wire;

@@ -1,0 +1,450 @@
+//! SuperOffice encoded column values, decoded by the column's declared type.
+//!
+//! Non-text values arrive wrapped (`[I:135]`, `[S:0]`, `[DT:05/18/2020 10:40:43.0000000]`,
+//! `[F:12.5]`, `[B:…]`); text arrives raw. We decode by the declared type and never by sniffing
+//! brackets: a text column may legitimately hold `[I:1]`. Unwrapped numbers are accepted too.
+
+use base64::Engine as _;
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::schema::ColumnType;
+
+/// A typed column value, as it travels on the queue and is written to the mirror.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    Null,
+    Int(i32),
+    SmallInt(i16),
+    TinyInt(u8),
+    BigInt(i64),
+    Bit(bool),
+    Float(f64),
+    Real(f32),
+    DateTime(#[serde(with = "datetime_parts")] NaiveDateTime),
+    Date(NaiveDate),
+    Text(String),
+    Binary(#[serde(with = "serde_bytes")] Vec<u8>),
+    Uuid(Uuid),
+    /// A decimal in canonical text form (`-12.50`), exact.
+    Decimal(String),
+}
+
+/// What was wrong with one value; the caller adds table, column and row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("NULL in a non-nullable {0} column")]
+    NullNotAllowed(ColumnType),
+    #[error("{value:?} is not a valid {ty} value")]
+    Unparsable { ty: ColumnType, value: String },
+    #[error("text of {len} characters is longer than {ty} allows")]
+    TooLong { ty: ColumnType, len: usize },
+}
+
+/// Decodes one wire value. `raw` is `None` for an `i:nil="true"` element.
+///
+/// An empty element in a non-text column is NULL when the column is nullable (SuperOffice documents
+/// no encoding for NULL, and an empty number or date has no other meaning); in a text column it is
+/// the empty string.
+pub fn decode(ty: ColumnType, nullable: bool, raw: Option<&str>) -> Result<Value, ValueError> {
+    let Some(raw) = raw else {
+        return if nullable {
+            Ok(Value::Null)
+        } else {
+            Err(ValueError::NullNotAllowed(ty))
+        };
+    };
+    if ty.is_text() {
+        return decode_text(ty, raw);
+    }
+    let inner = unwrap(raw).trim();
+    if inner.is_empty() {
+        return if nullable {
+            Ok(Value::Null)
+        } else {
+            Err(ValueError::NullNotAllowed(ty))
+        };
+    }
+    let bad = || ValueError::Unparsable {
+        ty,
+        value: truncate_for_message(raw),
+    };
+    let value = match ty {
+        ColumnType::Int => Value::Int(inner.parse().map_err(|_| bad())?),
+        ColumnType::SmallInt => Value::SmallInt(inner.parse().map_err(|_| bad())?),
+        ColumnType::TinyInt => Value::TinyInt(inner.parse().map_err(|_| bad())?),
+        ColumnType::BigInt => Value::BigInt(inner.parse().map_err(|_| bad())?),
+        ColumnType::Bit => Value::Bit(parse_bit(inner).ok_or_else(bad)?),
+        ColumnType::Float => Value::Float(parse_finite(inner).ok_or_else(bad)?),
+        ColumnType::Real => {
+            let f = parse_finite(inner).ok_or_else(bad)? as f32;
+            if !f.is_finite() {
+                return Err(bad());
+            }
+            Value::Real(f)
+        }
+        ColumnType::DateTime | ColumnType::DateTime2 | ColumnType::SmallDateTime => {
+            Value::DateTime(parse_datetime(inner).ok_or_else(bad)?)
+        }
+        ColumnType::Date => Value::Date(
+            parse_datetime(inner)
+                .map(|dt| dt.date())
+                .or_else(|| NaiveDate::parse_from_str(inner, "%Y-%m-%d").ok())
+                .ok_or_else(bad)?,
+        ),
+        ColumnType::VarBinary(max) => {
+            let bytes = parse_binary(inner).ok_or_else(bad)?;
+            if let Some(max) = max
+                && bytes.len() > usize::from(max)
+            {
+                return Err(ValueError::TooLong {
+                    ty,
+                    len: bytes.len(),
+                });
+            }
+            Value::Binary(bytes)
+        }
+        ColumnType::Image => Value::Binary(parse_binary(inner).ok_or_else(bad)?),
+        ColumnType::UniqueIdentifier => Value::Uuid(
+            Uuid::parse_str(inner.trim_start_matches('{').trim_end_matches('}'))
+                .map_err(|_| bad())?,
+        ),
+        ColumnType::Decimal(p, s) => Value::Decimal(parse_decimal(inner, p, s).ok_or_else(bad)?),
+        ColumnType::NVarChar(_)
+        | ColumnType::VarChar(_)
+        | ColumnType::NChar(_)
+        | ColumnType::Char(_)
+        | ColumnType::NText
+        | ColumnType::Text => return decode_text(ty, raw),
+    };
+    Ok(value)
+}
+
+fn decode_text(ty: ColumnType, raw: &str) -> Result<Value, ValueError> {
+    let limit = match ty {
+        ColumnType::NVarChar(Some(n))
+        | ColumnType::VarChar(Some(n))
+        | ColumnType::NChar(n)
+        | ColumnType::Char(n) => Some(usize::from(n)),
+        _ => None,
+    };
+    if let Some(limit) = limit {
+        // SQL Server counts nvarchar lengths in UTF-16 code units.
+        let len = raw.encode_utf16().count();
+        if len > limit {
+            return Err(ValueError::TooLong { ty, len });
+        }
+    }
+    Ok(Value::Text(raw.to_owned()))
+}
+
+/// Strips one `[TAG:…]` wrapper whose tag is letters only; returns other input unchanged.
+fn unwrap(raw: &str) -> &str {
+    let s = raw.trim();
+    if let Some(body) = s.strip_prefix('[').and_then(|b| b.strip_suffix(']'))
+        && let Some((tag, inner)) = body.split_once(':')
+        && !tag.is_empty()
+        && tag.len() <= 4
+        && tag.chars().all(|c| c.is_ascii_alphabetic())
+    {
+        return inner;
+    }
+    s
+}
+
+fn parse_finite(s: &str) -> Option<f64> {
+    // Rust also accepts "inf" and "NaN", which SQL Server's float cannot hold.
+    s.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+fn parse_bit(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// `MM/dd/yyyy HH:mm:ss[.fffffff]` (invariant culture, SuperOffice's form), ISO 8601 as a fallback.
+fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
+    const FORMATS: [&str; 6] = [
+        "%m/%d/%Y %H:%M:%S%.f",
+        "%m/%d/%Y %H:%M:%S",
+        "%m/%d/%Y",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d",
+    ];
+    FORMATS.iter().find_map(|f| {
+        NaiveDateTime::parse_from_str(s, f).ok().or_else(|| {
+            NaiveDate::parse_from_str(s, f)
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+    })
+}
+
+/// Base64 (standard, padded or not), hex (optionally `0x`-prefixed) as a fallback.
+fn parse_binary(s: &str) -> Option<Vec<u8>> {
+    let hexish = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"));
+    if let Some(h) = hexish {
+        return hex::decode(h).ok();
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .ok()
+        .or_else(|| base64::engine::general_purpose::STANDARD_NO_PAD.decode(s).ok())
+        .or_else(|| hex::decode(s).ok())
+}
+
+/// Checks a decimal literal against its precision and scale; returns it canonically
+/// (no `+`, no leading zeros, no exponent).
+fn parse_decimal(s: &str, precision: u8, scale: u8) -> Option<String> {
+    let (neg, digits) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > usize::from(scale) || int.len() > usize::from(precision - scale) {
+        return None;
+    }
+    let int = if int.is_empty() { "0" } else { int };
+    let mut out = String::with_capacity(s.len() + 1);
+    if neg && (int != "0" || !frac.is_empty()) {
+        out.push('-');
+    }
+    out.push_str(int);
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    Some(out)
+}
+
+fn truncate_for_message(raw: &str) -> String {
+    const MAX: usize = 80;
+    match raw.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &raw[..i]),
+        None => raw.to_owned(),
+    }
+}
+
+impl Value {
+    /// Encodes the value the way SuperOffice sends it, for a column of type `ty` (used by the
+    /// simulator and by tests; the inverse of [`decode`] up to formatting).
+    pub fn encode(&self) -> Option<String> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Int(v) => format!("[I:{v}]"),
+            Value::SmallInt(v) => format!("[S:{v}]"),
+            Value::TinyInt(v) => format!("[S:{v}]"),
+            Value::BigInt(v) => format!("[L:{v}]"),
+            Value::Bit(v) => format!("[I:{}]", u8::from(*v)),
+            Value::Float(v) => format!("[F:{v:?}]"),
+            Value::Real(v) => format!("[F:{v:?}]"),
+            Value::DateTime(v) => format!(
+                "[DT:{}.{:07}]",
+                v.format("%m/%d/%Y %H:%M:%S"),
+                v.and_utc().timestamp_subsec_nanos() / 100
+            ),
+            Value::Date(v) => format!("[DT:{} 00:00:00.0000000]", v.format("%m/%d/%Y")),
+            Value::Text(v) => v.clone(),
+            Value::Binary(v) => format!(
+                "[B:{}]",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            ),
+            Value::Uuid(v) => format!("[G:{v}]"),
+            Value::Decimal(v) => format!("[D:{v}]"),
+        })
+    }
+}
+
+/// Datetimes travel as (seconds, nanoseconds) since the Unix epoch: compact and exact over SQL
+/// Server's whole range (years 1–9999), unlike a nanosecond `i64`.
+mod datetime_parts {
+    use chrono::{DateTime, NaiveDateTime};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(dt: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+        let utc = dt.and_utc();
+        (utc.timestamp(), utc.timestamp_subsec_nanos()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDateTime, D::Error> {
+        let (secs, nanos) = <(i64, u32)>::deserialize(d)?;
+        DateTime::from_timestamp(secs, nanos)
+            .map(|dt| dt.naive_utc())
+            .ok_or_else(|| serde::de::Error::custom("datetime out of range"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ColumnType as T;
+
+    fn dt(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap()
+    }
+
+    #[test]
+    fn decodes_the_values_of_the_rowdata_fixture() {
+        assert_eq!(decode(T::Int, false, Some("[I:135]")), Ok(Value::Int(135)));
+        assert_eq!(decode(T::SmallInt, false, Some("[S:0]")), Ok(Value::SmallInt(0)));
+        assert_eq!(
+            decode(T::DateTime, true, Some("[DT:05/18/2020 10:40:43.0000000]")),
+            Ok(Value::DateTime(dt("2020-05-18 10:40:43")))
+        );
+        assert_eq!(
+            decode(T::DateTime, true, Some("[DT:01/01/1760 00:00:00.0000000]")),
+            Ok(Value::DateTime(dt("1760-01-01 00:00:00")))
+        );
+        assert_eq!(
+            decode(T::NVarChar(Some(255)), true, Some("Nonnast, Leon")),
+            Ok(Value::Text("Nonnast, Leon".into()))
+        );
+    }
+
+    #[test]
+    fn decodes_by_declared_type_never_by_brackets() {
+        assert_eq!(
+            decode(T::NVarChar(Some(10)), true, Some("[I:1]")),
+            Ok(Value::Text("[I:1]".into()))
+        );
+        assert_eq!(decode(T::Int, true, Some("42")), Ok(Value::Int(42)));
+        assert_eq!(decode(T::Float, true, Some("[F:12.5]")), Ok(Value::Float(12.5)));
+        assert_eq!(decode(T::Float, true, Some("-1E+20")), Ok(Value::Float(-1e20)));
+        assert_eq!(
+            decode(T::DateTime, true, Some("[DT:12/31/2021 23:59:59.1234567]")),
+            Ok(Value::DateTime(dt("2021-12-31 23:59:59.1234567")))
+        );
+    }
+
+    #[test]
+    fn nulls_and_empty_values() {
+        assert_eq!(decode(T::NVarChar(None), true, None), Ok(Value::Null));
+        assert_eq!(decode(T::NVarChar(None), false, Some("")), Ok(Value::Text(String::new())));
+        assert_eq!(decode(T::Int, true, Some("")), Ok(Value::Null));
+        assert_eq!(
+            decode(T::Int, false, None),
+            Err(ValueError::NullNotAllowed(T::Int))
+        );
+        assert_eq!(
+            decode(T::Int, false, Some("")),
+            Err(ValueError::NullNotAllowed(T::Int))
+        );
+    }
+
+    #[test]
+    fn binary_is_base64_or_hex() {
+        assert_eq!(
+            decode(T::VarBinary(None), true, Some("[B:AAEC/w==]")),
+            Ok(Value::Binary(vec![0, 1, 2, 255]))
+        );
+        assert_eq!(
+            decode(T::VarBinary(None), true, Some("[B:0x0001ff]")),
+            Ok(Value::Binary(vec![0, 1, 255]))
+        );
+        assert_eq!(
+            decode(T::VarBinary(Some(2)), true, Some("[B:AAEC/w==]")),
+            Err(ValueError::TooLong {
+                ty: T::VarBinary(Some(2)),
+                len: 4
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_values_that_do_not_parse() {
+        for (ty, raw) in [
+            (T::Int, "[I:abc]"),
+            (T::Int, "[I:99999999999]"),
+            (T::SmallInt, "[S:40000]"),
+            (T::Float, "[F:NaN]"),
+            (T::Float, "[F:inf]"),
+            (T::DateTime, "[DT:13/01/2020 00:00:00.0000000]"),
+            (T::DateTime, "[DT:yesterday]"),
+            (T::VarBinary(None), "[B:%%%]"),
+            (T::Decimal(5, 2), "[D:1234.5]"),
+            (T::Decimal(5, 2), "[D:1.234]"),
+            (T::UniqueIdentifier, "[G:not-a-guid]"),
+        ] {
+            assert!(
+                matches!(decode(ty, true, Some(raw)), Err(ValueError::Unparsable { .. })),
+                "{ty} {raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_length_counts_utf16_units() {
+        assert!(decode(T::NVarChar(Some(2)), true, Some("ab")).is_ok());
+        assert!(decode(T::NVarChar(Some(2)), true, Some("æø")).is_ok());
+        assert_eq!(
+            decode(T::NVarChar(Some(2)), true, Some("abc")),
+            Err(ValueError::TooLong {
+                ty: T::NVarChar(Some(2)),
+                len: 3
+            })
+        );
+        // One emoji is two UTF-16 code units.
+        assert!(decode(T::NVarChar(Some(1)), true, Some("😀")).is_err());
+    }
+
+    #[test]
+    fn decimals_are_canonical() {
+        assert_eq!(
+            decode(T::Decimal(10, 2), true, Some("[D:-0012.50]")),
+            Ok(Value::Decimal("-12.5".into()))
+        );
+        assert_eq!(
+            decode(T::Decimal(10, 2), true, Some("-0.00")),
+            Ok(Value::Decimal("0".into()))
+        );
+    }
+
+    #[test]
+    fn encode_then_decode_is_identity() {
+        let cases = [
+            (T::Int, Value::Int(-7)),
+            (T::SmallInt, Value::SmallInt(300)),
+            (T::BigInt, Value::BigInt(i64::MIN)),
+            (T::Bit, Value::Bit(true)),
+            (T::Float, Value::Float(0.1)),
+            (T::Float, Value::Float(-1.0e-300)),
+            (T::DateTime, Value::DateTime(dt("1760-01-01 00:00:00"))),
+            (T::DateTime2, Value::DateTime(dt("9999-12-31 23:59:59.9999999"))),
+            (T::NVarChar(None), Value::Text("[I:1] ünï 😀".into())),
+            (T::VarBinary(None), Value::Binary(vec![0, 159, 146, 150])),
+            (T::UniqueIdentifier, Value::Uuid(Uuid::nil())),
+            (T::Decimal(18, 4), Value::Decimal("-3.1415".into())),
+        ];
+        for (ty, v) in cases {
+            let wire = v.encode();
+            assert_eq!(decode(ty, true, wire.as_deref()), Ok(v.clone()), "{ty} {wire:?}");
+        }
+    }
+
+    #[test]
+    fn messagepack_round_trip_keeps_datetimes_exact() {
+        let v = vec![
+            Value::DateTime(dt("0001-01-01 00:00:00")),
+            Value::DateTime(dt("9999-12-31 23:59:59.9999999")),
+            Value::Binary(vec![1, 2, 3]),
+            Value::Null,
+        ];
+        let bytes = rmp_serde::to_vec(&v).unwrap();
+        let back: Vec<Value> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, v);
+    }
+}
