@@ -2,6 +2,8 @@
 //! configuration, telemetry and the queue topology.
 
 pub mod auth;
+pub mod batch;
+pub mod broker;
 pub mod config;
 pub mod partition;
 pub mod schema;

@@ -150,3 +150,52 @@ pub enum Response {
     Wipe(Outcome),
     ReplicationCompleted(Outcome),
 }
+
+impl Response {
+    pub fn operation(&self) -> Operation {
+        match self {
+            Response::Authenticate { .. } => Operation::Authenticate,
+            Response::TableSchema { .. } => Operation::TableSchema,
+            Response::RowData(_) => Operation::RowData,
+            Response::Wipe(_) => Operation::Wipe,
+            Response::ReplicationCompleted(_) => Operation::ReplicationCompleted,
+        }
+    }
+
+    /// `IsSuccessful` + `ErrorMessage` of any response.
+    pub fn outcome(&self) -> &Outcome {
+        match self {
+            Response::Authenticate { outcome, .. } | Response::TableSchema { outcome, .. } => outcome,
+            Response::RowData(outcome)
+            | Response::Wipe(outcome)
+            | Response::ReplicationCompleted(outcome) => outcome,
+        }
+    }
+}
+
+/// Resource limits of the parser. The body size is limited before parsing (by the HTTP layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest element nesting accepted; real requests nest 9 levels.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_depth: 32 }
+    }
+}
+
+mod client;
+mod contract;
+mod envelope;
+mod error;
+mod reader;
+mod request;
+mod response;
+mod writer;
+
+pub use client::{parse_response, render_request};
+pub use error::{Problem, SoapError};
+pub use request::{operation_from_soap_action, parse_request};
+pub use response::{render_fault, render_response};

@@ -1,0 +1,69 @@
+//! The worker's RabbitMQ side: one connection, kept up by a supervisor; one task and one channel
+//! per partition queue, handling that partition's messages strictly one after another.
+//!
+//! ```text
+//! supervisor ── connect (backoff) ── declare topology ── spawn partitions ── watch connection
+//!     partition n: channel + qos(prefetch) ── consume mirror.pNN ── handle ── ack after commit
+//! ```
+//!
+//! A message is acknowledged only after its effect is committed (or it is safely in the
+//! dead-letter queue). Transient failures are retried in place, so a partition never skips ahead;
+//! on shutdown or a lost connection the message in hand is left unacknowledged and the broker
+//! hands it out again, where the engine recognises it if it was committed.
+
+mod handler;
+mod mirror;
+mod partition;
+mod supervisor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mirror_common::config::AmqpSettings;
+use mirror_common::topology::Topology;
+
+use crate::health::BrokerStatus;
+use crate::metrics::Metrics;
+use crate::retry::Backoff;
+
+pub use mirror::Mirror;
+pub use supervisor::Supervisor;
+
+/// Pauses between attempts of a message that failed transiently, and between reconnects.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: crate::retry::DEFAULT_INITIAL,
+            max: crate::retry::DEFAULT_MAX,
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial, self.max)
+    }
+}
+
+/// Everything the partitions of one worker share.
+pub(crate) struct Context {
+    pub mirror: Arc<dyn Mirror>,
+    pub amqp: AmqpSettings,
+    pub topology: Topology,
+    pub metrics: Metrics,
+    pub broker: BrokerStatus,
+    pub retry: RetryPolicy,
+}
+
+impl Context {
+    /// Bound on one broker operation (publish, confirm, ack, channel open or close).
+    pub fn broker_timeout(&self) -> Duration {
+        self.amqp.publish_timeout()
+    }
+}

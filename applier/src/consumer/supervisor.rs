@@ -1,0 +1,204 @@
+//! Keeps one broker connection up and every partition consumed on it.
+//!
+//! Reconnecting is done here rather than by lapin's auto-recovery so that a lost connection is
+//! visible (readiness, metrics, logs), the topology is declared again explicitly, and every
+//! partition restarts from a clean channel. lapin can hang on some broker failures, so besides
+//! the connection's error events the supervisor also polls its state, and every broker call made
+//! anywhere in the worker carries a timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::{Connection, Event};
+use mirror_common::broker;
+use mirror_common::config::AmqpSettings;
+use mirror_common::topology::{self, Topology};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::partition::{self, PartitionError};
+use super::{Context, Mirror, RetryPolicy};
+use crate::health::BrokerStatus;
+use crate::metrics::Metrics;
+
+/// How often the connection's state is checked besides its error events.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// AMQP reply code of a normal close.
+const REPLY_SUCCESS: u16 = 200;
+
+/// Why a connection's session ended other than by shutdown.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Connect(#[from] broker::BrokerError),
+    #[error("cannot declare the topology: {0}")]
+    Declare(lapin::Error),
+    #[error("cannot declare the topology: no answer from the broker within {0:?}")]
+    DeclareTimeout(Duration),
+    #[error("the connection failed: {0}")]
+    Connection(lapin::Error),
+    #[error("the connection is no longer open")]
+    Closed,
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
+    #[error("a partition task ended unexpectedly: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The consuming side of a worker: give it the mirror and run it until shutdown.
+pub struct Supervisor {
+    ctx: Arc<Context>,
+}
+
+impl Supervisor {
+    pub fn new(
+        mirror: Arc<dyn Mirror>,
+        amqp: AmqpSettings,
+        metrics: Metrics,
+        broker: BrokerStatus,
+        retry: RetryPolicy,
+    ) -> Supervisor {
+        let topology = Topology::new(&amqp);
+        Supervisor {
+            ctx: Arc::new(Context {
+                mirror,
+                amqp,
+                topology,
+                metrics,
+                broker,
+                retry,
+            }),
+        }
+    }
+
+    /// Connects, consumes and reconnects until `shutdown` is cancelled; then lets every partition
+    /// finish the message in hand, closes the channels and the connection, and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = self.ctx.retry.backoff();
+        let mut sessions: u64 = 0;
+        while !shutdown.is_cancelled() {
+            let connected = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                connected = broker::connect(&self.ctx.amqp) => connected,
+            };
+            let result = match connected {
+                Ok(connection) => {
+                    sessions += 1;
+                    self.session(connection, sessions > 1, &mut backoff, &shutdown)
+                        .await
+                }
+                Err(error) => Err(SessionError::Connect(error)),
+            };
+            match result {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "Broker session ended; reconnecting.");
+                    if !backoff.wait(&shutdown).await {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!("Consumer stopped.");
+    }
+
+    /// One connection's life: declare, consume every partition, watch. `Ok` on shutdown.
+    async fn session(
+        &self,
+        connection: Connection,
+        reconnect: bool,
+        backoff: &mut crate::retry::Backoff,
+        shutdown: &CancellationToken,
+    ) -> Result<(), SessionError> {
+        let connection = Arc::new(connection);
+        let mut events = connection.events_listener();
+        if let Err(error) = self.declare(&connection).await {
+            close(&connection, self.ctx.broker_timeout()).await;
+            return Err(error);
+        }
+        backoff.reset();
+        self.ctx.broker.set(true);
+        self.ctx.metrics.broker_connected(true, reconnect);
+        tracing::info!(
+            partitions = self.ctx.topology.partitions,
+            prefix = %self.ctx.topology.prefix,
+            "Connected to the broker."
+        );
+
+        let stop = shutdown.child_token();
+        let mut partitions = JoinSet::new();
+        for n in 0..self.ctx.topology.partitions {
+            partitions.spawn(partition::run(
+                self.ctx.clone(),
+                connection.clone(),
+                n,
+                stop.clone(),
+            ));
+        }
+        let mut watch = tokio::time::interval(WATCH_INTERVAL);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break Ok(()),
+                Some(joined) = partitions.join_next() => {
+                    break Err(match joined {
+                        Ok(Ok(())) => SessionError::Closed,
+                        Ok(Err(error)) => SessionError::Partition(error),
+                        Err(error) => SessionError::Task(error),
+                    });
+                }
+                Some(event) = events.next() => {
+                    if let Event::Error(error) = event {
+                        break Err(SessionError::Connection(error));
+                    }
+                }
+                _ = watch.tick() => {
+                    if !connection.status().connected() {
+                        break Err(SessionError::Closed);
+                    }
+                }
+            }
+        };
+        self.ctx.broker.set(false);
+        self.ctx.metrics.broker_connected(false, false);
+        // Stop intake; every partition finishes (and acknowledges) the message in hand.
+        stop.cancel();
+        while let Some(joined) = partitions.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%error, "Partition ended with an error."),
+                Err(error) => tracing::error!(%error, "Partition task failed."),
+            }
+        }
+        close(&connection, self.ctx.broker_timeout()).await;
+        outcome
+    }
+
+    /// Declares the topology on a channel of its own (a mismatch closes that channel).
+    async fn declare(&self, connection: &Connection) -> Result<(), SessionError> {
+        let timeout = self.ctx.amqp.connect_timeout();
+        let declared = tokio::time::timeout(timeout, async {
+            let channel = connection.create_channel().await?;
+            topology::declare(&channel, &self.ctx.topology).await?;
+            channel.close(REPLY_SUCCESS, "OK".into()).await
+        })
+        .await;
+        match declared {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(SessionError::Declare(error)),
+            Err(_) => Err(SessionError::DeclareTimeout(timeout)),
+        }
+    }
+}
+
+/// Closes the connection, bounded: a dead connection may never answer.
+async fn close(connection: &Connection, timeout: Duration) {
+    match tokio::time::timeout(timeout, connection.close(REPLY_SUCCESS, "OK".into())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "Connection close failed."),
+        Err(_) => tracing::debug!("Connection close timed out."),
+    }
+}

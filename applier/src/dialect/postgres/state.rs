@@ -1,0 +1,326 @@
+//! The state tables on PostgreSQL (layout and rules: `crate::state`).
+
+use std::time::Duration;
+
+use mirror_common::schema::TableSchema;
+use mirror_common::wire::{self, Kind, ReplicationSummary, RowBatch};
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use super::error::classify;
+use super::render::PgRender;
+use crate::dialect::{Render, Tenant};
+use crate::error::ApplyError;
+use crate::state::{FailureRecord, TableState, state_table, suffix};
+
+/// Quoted, qualified names of one tenant's state tables.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub schema: String,
+    pub state: String,
+    pub applied: String,
+    pub parked: String,
+    pub failed: String,
+    pub cycles: String,
+    /// Unquoted names, as `pg_tables` lists them.
+    pub plain: Vec<String>,
+}
+
+impl Names {
+    pub fn new(tenant: &Tenant) -> Result<Names, ApplyError> {
+        let r = PgRender;
+        let q = |s: &str| r.table(tenant, &state_table(&tenant.context_id, s));
+        Ok(Names {
+            schema: r.quote(&tenant.storage)?,
+            state: q(suffix::STATE)?,
+            applied: q(suffix::APPLIED)?,
+            parked: q(suffix::PARKED)?,
+            failed: q(suffix::FAILED)?,
+            cycles: q(suffix::CYCLES)?,
+            plain: suffix::ALL
+                .iter()
+                .map(|s| state_table(&tenant.context_id, s))
+                .collect(),
+        })
+    }
+
+    /// Idempotent DDL for the schema and every state table. The first three columns of the state
+    /// table are SuperOffice's own (`tablename`, `lsn`, `schemahash`).
+    fn ddl(&self) -> String {
+        format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE IF NOT EXISTS {state} (
+                 tablename text PRIMARY KEY,
+                 lsn bigint NOT NULL DEFAULT -1,
+                 schemahash text,
+                 epoch bigint NOT NULL DEFAULT 0,
+                 schemajson text,
+                 quarantine text,
+                 quarantined_at timestamptz,
+                 loading boolean NOT NULL DEFAULT false,
+                 updated_at timestamptz NOT NULL DEFAULT now(),
+                 last_cycle_at timestamptz);
+             CREATE TABLE IF NOT EXISTS {applied} (
+                 message_id uuid PRIMARY KEY,
+                 kind text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());
+             CREATE TABLE IF NOT EXISTS {parked} (
+                 seq bigserial PRIMARY KEY,
+                 tablename text NOT NULL,
+                 epoch bigint NOT NULL,
+                 message_id uuid NOT NULL,
+                 batch bytea NOT NULL,
+                 parked_at timestamptz NOT NULL DEFAULT now());
+             CREATE TABLE IF NOT EXISTS {failed} (
+                 message_id uuid PRIMARY KEY,
+                 tablename text NOT NULL,
+                 epoch bigint NOT NULL,
+                 reason text NOT NULL,
+                 failed_at timestamptz NOT NULL DEFAULT now());
+             CREATE TABLE IF NOT EXISTS {cycles} (
+                 cycle bigserial PRIMARY KEY,
+                 message_id uuid NOT NULL,
+                 completed_at timestamptz NOT NULL DEFAULT now(),
+                 summary jsonb NOT NULL);",
+            schema = self.schema,
+            state = self.state,
+            applied = self.applied,
+            parked = self.parked,
+            failed = self.failed,
+            cycles = self.cycles,
+        )
+    }
+}
+
+/// Creates the tenant's schema and state tables when any is missing. One catalog query in the
+/// common case; checked on every message because an operator may drop the state table to force a
+/// full resync.
+pub async fn ensure(client: &Client, tenant: &Tenant, names: &Names) -> Result<(), ApplyError> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = ANY($2)",
+            &[&tenant.storage, &names.plain],
+        )
+        .await
+        .map_err(classify)?;
+    let present: i64 = row.get(0);
+    if usize::try_from(present).ok() != Some(names.plain.len()) {
+        client.batch_execute(&names.ddl()).await.map_err(classify)?;
+    }
+    Ok(())
+}
+
+fn row_to_state(row: &tokio_postgres::Row) -> TableState {
+    let table: String = row.get(0);
+    let json: Option<String> = row.get(4);
+    let schema = json.and_then(|j| match serde_json::from_str::<TableSchema>(&j) {
+        Ok(s) => Some(s),
+        Err(error) => {
+            // Treated as unknown: the next TableSchema recreates the table.
+            tracing::warn!(%error, table = %table, "Unreadable stored schema.");
+            None
+        }
+    });
+    TableState {
+        table,
+        lsn: row.get(1),
+        schema_hash: row.get(2),
+        epoch: row.get(3),
+        schema,
+        quarantine: row.get(5),
+        loading: row.get(6),
+    }
+}
+
+const STATE_COLUMNS: &str = "tablename, lsn, schemahash, epoch, schemajson, quarantine, loading";
+
+pub async fn states(client: &Client, n: &Names) -> Result<Vec<TableState>, ApplyError> {
+    let sql = format!("SELECT {STATE_COLUMNS} FROM {}", n.state);
+    let rows = client.query(&sql, &[]).await.map_err(classify)?;
+    Ok(rows.iter().map(row_to_state).collect())
+}
+
+pub async fn state(client: &Client, n: &Names, table: &str) -> Result<Option<TableState>, ApplyError> {
+    let sql = format!(
+        "SELECT {STATE_COLUMNS} FROM {} WHERE tablename = $1 FOR UPDATE",
+        n.state
+    );
+    let row = client.query_opt(&sql, &[&table]).await.map_err(classify)?;
+    Ok(row.as_ref().map(row_to_state))
+}
+
+pub async fn save_state(client: &Client, n: &Names, s: &TableState) -> Result<(), ApplyError> {
+    let json = match &s.schema {
+        Some(schema) => Some(serde_json::to_string(schema).map_err(|e| ApplyError::CorruptState {
+            table: Some(s.table.clone()),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
+    let sql = format!(
+        "INSERT INTO {t} AS s (tablename, lsn, schemahash, epoch, schemajson, quarantine,
+                              quarantined_at, loading, updated_at)
+         VALUES ($1::text, $2::bigint, $3::text, $4::bigint, $5::text, $6::text,
+                 CASE WHEN $6::text IS NULL THEN NULL ELSE now() END, $7::boolean, now())
+         ON CONFLICT (tablename) DO UPDATE SET
+             lsn = EXCLUDED.lsn, schemahash = EXCLUDED.schemahash, epoch = EXCLUDED.epoch,
+             schemajson = EXCLUDED.schemajson, quarantine = EXCLUDED.quarantine,
+             quarantined_at = CASE WHEN EXCLUDED.quarantine IS NULL THEN NULL
+                                   ELSE coalesce(s.quarantined_at, now()) END,
+             loading = EXCLUDED.loading, updated_at = now()",
+        t = n.state
+    );
+    client
+        .execute(
+            &sql,
+            &[&s.table, &s.lsn, &s.schema_hash, &s.epoch, &json, &s.quarantine, &s.loading],
+        )
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+pub async fn delete_state(client: &Client, n: &Names, table: &str) -> Result<(), ApplyError> {
+    let sql = format!("DELETE FROM {} WHERE tablename = $1", n.state);
+    client.execute(&sql, &[&table]).await.map_err(classify)?;
+    Ok(())
+}
+
+pub async fn is_applied(client: &Client, n: &Names, id: Uuid) -> Result<bool, ApplyError> {
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE message_id = $1)", n.applied);
+    let row = client.query_one(&sql, &[&id]).await.map_err(classify)?;
+    Ok(row.get(0))
+}
+
+pub async fn record_applied(client: &Client, n: &Names, id: Uuid, kind: Kind) -> Result<(), ApplyError> {
+    let sql = format!(
+        "INSERT INTO {} (message_id, kind) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING",
+        n.applied
+    );
+    client.execute(&sql, &[&id, &kind.as_str()]).await.map_err(classify)?;
+    Ok(())
+}
+
+pub async fn prune(client: &Client, n: &Names, max_age: Duration) -> Result<u64, ApplyError> {
+    let secs = max_age.as_secs_f64();
+    let mut total = 0;
+    for (table, column) in [(&n.applied, "applied_at"), (&n.failed, "failed_at")] {
+        let sql = format!(
+            "DELETE FROM {table} WHERE {column} < now() - $1::float8 * interval '1 second'"
+        );
+        total += client.execute(&sql, &[&secs]).await.map_err(classify)?;
+    }
+    Ok(total)
+}
+
+pub async fn park(
+    client: &Client,
+    n: &Names,
+    id: Uuid,
+    epoch: i64,
+    batch: &RowBatch,
+) -> Result<(), ApplyError> {
+    let bytes = wire::encode(batch).map_err(|e| ApplyError::CorruptState {
+        table: Some(batch.table.name.clone()),
+        reason: e.to_string(),
+    })?;
+    let sql = format!(
+        "INSERT INTO {} (tablename, epoch, message_id, batch) VALUES ($1, $2, $3, $4)",
+        n.parked
+    );
+    client
+        .execute(&sql, &[&batch.table.name, &epoch, &id, &bytes])
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+pub async fn parked(client: &Client, n: &Names, table: &str) -> Result<Vec<RowBatch>, ApplyError> {
+    let sql = format!("SELECT batch FROM {} WHERE tablename = $1 ORDER BY seq", n.parked);
+    let rows = client.query(&sql, &[&table]).await.map_err(classify)?;
+    rows.iter()
+        .map(|r| {
+            wire::decode::<RowBatch>(r.get::<_, &[u8]>(0)).map_err(|e| ApplyError::CorruptState {
+                table: Some(table.to_owned()),
+                reason: format!("parked batch: {e}"),
+            })
+        })
+        .collect()
+}
+
+pub async fn discard_parked(client: &Client, n: &Names, table: &str) -> Result<u64, ApplyError> {
+    let sql = format!("DELETE FROM {} WHERE tablename = $1", n.parked);
+    client.execute(&sql, &[&table]).await.map_err(classify)
+}
+
+pub async fn failure(client: &Client, n: &Names, id: Uuid) -> Result<Option<FailureRecord>, ApplyError> {
+    let sql = format!(
+        "SELECT tablename, epoch, reason FROM {} WHERE message_id = $1",
+        n.failed
+    );
+    let row = client.query_opt(&sql, &[&id]).await.map_err(classify)?;
+    Ok(row.map(|r| FailureRecord {
+        message_id: id,
+        table: r.get(0),
+        epoch: r.get(1),
+        reason: r.get(2),
+    }))
+}
+
+pub async fn record_failure(client: &Client, n: &Names, f: &FailureRecord) -> Result<(), ApplyError> {
+    let sql = format!(
+        "INSERT INTO {} (message_id, tablename, epoch, reason) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (message_id) DO UPDATE SET tablename = EXCLUDED.tablename,
+             epoch = EXCLUDED.epoch, reason = EXCLUDED.reason, failed_at = now()",
+        n.failed
+    );
+    client
+        .execute(&sql, &[&f.message_id, &f.table, &f.epoch, &f.reason])
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+pub async fn complete_cycle(
+    client: &Client,
+    n: &Names,
+    id: Uuid,
+    summaries: &[ReplicationSummary],
+) -> Result<(), ApplyError> {
+    let summary = serde_json::to_string(summaries).map_err(|e| ApplyError::CorruptState {
+        table: None,
+        reason: e.to_string(),
+    })?;
+    let tables: Vec<&str> = summaries.iter().map(|s| s.table.as_str()).collect();
+    let insert = format!(
+        "INSERT INTO {} (message_id, summary) VALUES ($1, $2::text::jsonb)",
+        n.cycles
+    );
+    client.execute(&insert, &[&id, &summary]).await.map_err(classify)?;
+    let end_loading = format!("UPDATE {} SET loading = false WHERE loading", n.state);
+    client.execute(&end_loading, &[]).await.map_err(classify)?;
+    let touched = format!(
+        "UPDATE {} SET last_cycle_at = now() WHERE tablename = ANY($1)",
+        n.state
+    );
+    client.execute(&touched, &[&tables]).await.map_err(classify)?;
+    Ok(())
+}
+
+pub async fn mirror_tables(
+    client: &Client,
+    tenant: &Tenant,
+) -> Result<Vec<String>, ApplyError> {
+    let rows = client
+        .query(
+            "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = $1",
+            &[&tenant.storage],
+        )
+        .await
+        .map_err(classify)?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|t| !crate::state::is_reserved(&tenant.context_id, t))
+        .collect())
+}

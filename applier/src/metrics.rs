@@ -1,0 +1,304 @@
+//! The worker's Prometheus metrics, served on `/metrics`.
+//!
+//! Each `Application` owns its own registry (not the process-global one), so several workers can
+//! run in one test process without their counts mixing. Names are constants so dashboards, alerts
+//! and tests refer to the same strings.
+
+use std::time::Duration;
+
+use mirror_common::wire::{Envelope, Kind, Message, Operation};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Messages handled, by `kind` and `outcome`.
+pub const MESSAGES: &str = "mirror_applier_messages_total";
+/// Rows applied, by `operation` (`insert`, `update`, `delete`), counted from committed batches.
+pub const ROWS: &str = "mirror_applier_rows_applied_total";
+/// Seconds from the start of a message's first attempt to its commit, by `kind`.
+pub const APPLY_SECONDS: &str = "mirror_applier_apply_seconds";
+/// Pauses taken after a transient failure, by `stage` (`apply`, `quarantine`, `dead_letter`).
+pub const RETRIES: &str = "mirror_applier_retries_total";
+/// Messages published to the dead-letter exchange, by `reason` (`undecodable`, `failed`).
+pub const DEAD_LETTERS: &str = "mirror_applier_dead_letters_total";
+/// Partitions this worker currently consumes.
+pub const ACTIVE_PARTITIONS: &str = "mirror_applier_active_partitions";
+/// 1 while the broker connection is up.
+pub const BROKER_CONNECTED: &str = "mirror_applier_broker_connected";
+/// Broker connections opened after the first one.
+pub const RECONNECTS: &str = "mirror_applier_broker_reconnects_total";
+/// TableSchema answers sent, by `outcome` (`applied`, `failed`, `not_sent`).
+pub const SCHEMA_REPLIES: &str = "mirror_applier_schema_replies_total";
+
+/// Apply latency buckets, seconds: a small batch commits in milliseconds, a 1 MB batch or a
+/// 400-table schema in seconds, and an outage retried in place shows up in the last buckets.
+const APPLY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Duplicate,
+    Parked,
+    DeadLettered,
+    Undecodable,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Parked => "parked",
+            Outcome::DeadLettered => "dead_lettered",
+            Outcome::Undecodable => "undecodable",
+        }
+    }
+}
+
+/// Where a transient failure was retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Apply,
+    Quarantine,
+    DeadLetter,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Apply => "apply",
+            Stage::Quarantine => "quarantine",
+            Stage::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+/// Handles to every metric; cheap to clone (each is reference-counted inside).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    messages: IntCounterVec,
+    rows: IntCounterVec,
+    apply_seconds: HistogramVec,
+    retries: IntCounterVec,
+    dead_letters: IntCounterVec,
+    active_partitions: IntGauge,
+    broker_connected: IntGauge,
+    reconnects: IntCounter,
+    schema_replies: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric in a fresh registry.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let messages = IntCounterVec::new(
+            Opts::new(MESSAGES, "Messages handled, by kind and outcome."),
+            &["kind", "outcome"],
+        )?;
+        let rows = IntCounterVec::new(
+            Opts::new(ROWS, "Rows applied from committed batches, by operation."),
+            &["operation"],
+        )?;
+        let apply_seconds = HistogramVec::new(
+            HistogramOpts::new(APPLY_SECONDS, "Seconds from first attempt to commit, by kind.")
+                .buckets(APPLY_BUCKETS.to_vec()),
+            &["kind"],
+        )?;
+        let retries = IntCounterVec::new(
+            Opts::new(RETRIES, "Pauses taken after a transient failure, by stage."),
+            &["stage"],
+        )?;
+        let dead_letters = IntCounterVec::new(
+            Opts::new(DEAD_LETTERS, "Messages sent to the dead-letter queue, by reason."),
+            &["reason"],
+        )?;
+        let active_partitions = IntGauge::new(ACTIVE_PARTITIONS, "Partitions being consumed.")?;
+        let broker_connected = IntGauge::new(BROKER_CONNECTED, "1 while the broker is connected.")?;
+        let reconnects = IntCounter::new(RECONNECTS, "Broker connections opened after the first.")?;
+        let schema_replies = IntCounterVec::new(
+            Opts::new(SCHEMA_REPLIES, "TableSchema answers, by outcome."),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(messages.clone()))?;
+        registry.register(Box::new(rows.clone()))?;
+        registry.register(Box::new(apply_seconds.clone()))?;
+        registry.register(Box::new(retries.clone()))?;
+        registry.register(Box::new(dead_letters.clone()))?;
+        registry.register(Box::new(active_partitions.clone()))?;
+        registry.register(Box::new(broker_connected.clone()))?;
+        registry.register(Box::new(reconnects.clone()))?;
+        registry.register(Box::new(schema_replies.clone()))?;
+        Ok(Metrics {
+            registry,
+            messages,
+            rows,
+            apply_seconds,
+            retries,
+            dead_letters,
+            active_partitions,
+            broker_connected,
+            reconnects,
+            schema_replies,
+        })
+    }
+
+    /// Counts one handled message. `kind` is `None` for a body that is not an envelope.
+    pub fn message(&self, kind: Option<Kind>, outcome: Outcome) {
+        let kind = kind.map_or("unknown", Kind::as_str);
+        self.messages
+            .with_label_values(&[kind, outcome.as_str()])
+            .inc();
+    }
+
+    /// Records a commit: its latency and, for row data, the rows by operation.
+    pub fn committed(&self, envelope: &Envelope, elapsed: Duration) {
+        let kind = envelope.message.kind();
+        self.apply_seconds
+            .with_label_values(&[kind.as_str()])
+            .observe(elapsed.as_secs_f64());
+        let (inserts, updates, deletes) = row_counts(&envelope.message);
+        for (operation, count) in [("insert", inserts), ("update", updates), ("delete", deletes)] {
+            if count > 0 {
+                self.rows.with_label_values(&[operation]).inc_by(count);
+            }
+        }
+    }
+
+    pub fn retry(&self, stage: Stage) {
+        self.retries.with_label_values(&[stage.as_str()]).inc();
+    }
+
+    /// Counts one dead letter; `reason` is `undecodable` or `failed`.
+    pub fn dead_letter(&self, reason: &'static str) {
+        self.dead_letters.with_label_values(&[reason]).inc();
+    }
+
+    pub fn partition_started(&self) {
+        self.active_partitions.inc();
+    }
+
+    pub fn partition_stopped(&self) {
+        self.active_partitions.dec();
+    }
+
+    /// Marks the broker connection up or down; `reconnect` counts a connection after the first.
+    pub fn broker_connected(&self, up: bool, reconnect: bool) {
+        self.broker_connected.set(i64::from(up));
+        if up && reconnect {
+            self.reconnects.inc();
+        }
+    }
+
+    pub fn schema_reply(&self, outcome: &'static str) {
+        self.schema_replies.with_label_values(&[outcome]).inc();
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+/// Inserts, updates and deletes carried by a message (zero for anything but row data).
+pub fn row_counts(message: &Message) -> (u64, u64, u64) {
+    let Message::RowData { batches } = message else {
+        return (0, 0, 0);
+    };
+    let mut counts = (0u64, 0u64, 0u64);
+    for row in batches.iter().flat_map(|b| &b.rows) {
+        match row.op {
+            Operation::Insert => counts.0 += 1,
+            Operation::Update => counts.1 += 1,
+            Operation::Delete => counts.2 += 1,
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mirror_common::schema::{Column, ColumnType, TableSchema};
+    use mirror_common::value::Value;
+    use mirror_common::wire::{Row, RowBatch};
+
+    fn row_data(ops: &[Operation]) -> Envelope {
+        Envelope {
+            id: uuid::Uuid::now_v7(),
+            tenant: "Cust1".into(),
+            received_at_ms: 0,
+            trace_id: "t".into(),
+            message: Message::RowData {
+                batches: vec![RowBatch {
+                    table: TableSchema {
+                        name: "contact".into(),
+                        columns: vec![Column {
+                            name: "contact_id".into(),
+                            ty: ColumnType::Int,
+                            nullable: false,
+                            default: None,
+                        }],
+                    },
+                    lsn: 1,
+                    rows: ops
+                        .iter()
+                        .enumerate()
+                        .map(|(i, op)| Row {
+                            op: *op,
+                            values: vec![Value::Int(i as i32)],
+                        })
+                        .collect(),
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn counts_rows_by_operation() {
+        use Operation::*;
+        let env = row_data(&[Insert, Insert, Update, Delete, Insert]);
+        assert_eq!(row_counts(&env.message), (3, 1, 1));
+        let wipe = Message::Wipe {
+            table: "contact".into(),
+        };
+        assert_eq!(row_counts(&wipe), (0, 0, 0));
+    }
+
+    #[test]
+    fn renders_what_was_recorded() {
+        let metrics = Metrics::new().unwrap();
+        let env = row_data(&[Operation::Insert, Operation::Delete]);
+        metrics.message(Some(Kind::RowData), Outcome::Done);
+        metrics.message(None, Outcome::Undecodable);
+        metrics.committed(&env, Duration::from_millis(30));
+        metrics.retry(Stage::Apply);
+        metrics.dead_letter("undecodable");
+        metrics.partition_started();
+        metrics.partition_started();
+        metrics.partition_stopped();
+        metrics.broker_connected(true, true);
+        let text = metrics.render().unwrap();
+        assert!(
+            text.contains(r#"mirror_applier_messages_total{kind="RowData",outcome="done"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"mirror_applier_messages_total{kind="unknown",outcome="undecodable"} 1"#));
+        assert!(text.contains(r#"mirror_applier_rows_applied_total{operation="insert"} 1"#));
+        assert!(text.contains(r#"mirror_applier_rows_applied_total{operation="delete"} 1"#));
+        assert!(!text.contains(r#"operation="update""#));
+        assert!(text.contains(r#"mirror_applier_apply_seconds_bucket{kind="RowData",le="0.05"} 1"#));
+        assert!(text.contains(r#"mirror_applier_apply_seconds_bucket{kind="RowData",le="0.025"} 0"#));
+        assert!(text.contains(r#"mirror_applier_retries_total{stage="apply"} 1"#));
+        assert!(text.contains(r#"mirror_applier_dead_letters_total{reason="undecodable"} 1"#));
+        assert!(text.contains("mirror_applier_active_partitions 1"));
+        assert!(text.contains("mirror_applier_broker_connected 1"));
+        assert!(text.contains("mirror_applier_broker_reconnects_total 1"));
+    }
+}

@@ -1,0 +1,572 @@
+//! A namespace-aware pull reader over one in-memory XML document, on top of quick-xml's `NsReader`.
+//!
+//! It turns quick-xml's events into the few moves a contract parser needs — next child element,
+//! text content, skip an element — and enforces what quick-xml leaves to its caller: no DTD, no
+//! entity other than the predefined ones, a depth limit, one root element, no text outside it,
+//! XML 1.0 end-of-line normalisation, and declared namespace prefixes. Elements are identified by
+//! namespace URI and local name only; prefixes never matter.
+//!
+//! Text borrows from the input whenever it needed no unescaping or normalisation, which is the
+//! common case for row values.
+
+use std::borrow::Cow;
+
+use quick_xml::NsReader;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::name::{Namespace, ResolveResult};
+
+use super::error::{Problem, SoapError, excerpt};
+use super::{NS_ARRAYS, NS_CONTRACT, NS_ENVELOPE, NS_MIRRORING, NS_XSI};
+
+/// The namespaces of the contract, recognised once per element so comparisons are cheap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ns {
+    /// No namespace (unprefixed name without a default namespace in scope).
+    None,
+    Envelope,
+    Mirroring,
+    Contract,
+    Arrays,
+    Xsi,
+    Other(Box<str>),
+}
+
+impl Ns {
+    fn from_uri(uri: &[u8]) -> Ns {
+        match uri {
+            b"" => Ns::None,
+            u if u == NS_ENVELOPE.as_bytes() => Ns::Envelope,
+            u if u == NS_MIRRORING.as_bytes() => Ns::Mirroring,
+            u if u == NS_CONTRACT.as_bytes() => Ns::Contract,
+            u if u == NS_ARRAYS.as_bytes() => Ns::Arrays,
+            u if u == NS_XSI.as_bytes() => Ns::Xsi,
+            other => Ns::Other(String::from_utf8_lossy(other).into()),
+        }
+    }
+
+    fn uri(&self) -> &str {
+        match self {
+            Ns::None => "",
+            Ns::Envelope => NS_ENVELOPE,
+            Ns::Mirroring => NS_MIRRORING,
+            Ns::Contract => NS_CONTRACT,
+            Ns::Arrays => NS_ARRAYS,
+            Ns::Xsi => NS_XSI,
+            Ns::Other(uri) => uri,
+        }
+    }
+}
+
+/// An element start: its expanded name and whether it carries `xsi:nil="true"`.
+#[derive(Debug, Clone)]
+pub(crate) struct Element {
+    pub ns: Ns,
+    pub name: Cow<'static, str>,
+    pub nil: bool,
+}
+
+impl Element {
+    pub fn is(&self, ns: &Ns, name: &str) -> bool {
+        self.ns == *ns && self.name == name
+    }
+
+    /// The expanded name in Clark notation (`{uri}local`), for messages.
+    pub fn display(&self) -> String {
+        match self.ns {
+            Ns::None => self.name.to_string(),
+            _ => format!("{{{}}}{}", self.ns.uri(), self.name),
+        }
+    }
+}
+
+/// Where the reader is relative to the root element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Prolog,
+    Root,
+    Epilog,
+}
+
+enum Node<'a> {
+    Start(Element),
+    End,
+    /// Character data, already decoded and end-of-line normalised; `blank` when it is literal
+    /// white space only (ignorable between elements).
+    Text {
+        text: Cow<'a, str>,
+        blank: bool,
+    },
+    Char(char),
+    Eof,
+}
+
+pub(crate) struct XmlReader<'a> {
+    inner: NsReader<&'a [u8]>,
+    depth: usize,
+    max_depth: usize,
+    place: Place,
+    /// An `<x/>` was reported as a start; its end is reported by the next read.
+    pending_end: bool,
+    seen_event: bool,
+}
+
+impl<'a> XmlReader<'a> {
+    pub fn new(input: &'a [u8], max_depth: usize) -> XmlReader<'a> {
+        XmlReader {
+            inner: NsReader::from_reader(input),
+            depth: 0,
+            max_depth,
+            place: Place::Prolog,
+            pending_end: false,
+            seen_event: false,
+        }
+    }
+
+    /// Reads the prolog and returns the root element.
+    pub fn root(&mut self) -> Result<Element, SoapError> {
+        loop {
+            match self.next_node()? {
+                Node::Start(el) => return Ok(el),
+                Node::Eof => return Err(self.malformed("the document has no root element")),
+                Node::End | Node::Text { .. } | Node::Char(_) => {}
+            }
+        }
+    }
+
+    /// The next child element of the element being read, or `None` at its end. White space
+    /// between elements is ignored; any other text is a content error.
+    pub fn next_child(&mut self) -> Result<Option<Element>, SoapError> {
+        loop {
+            match self.next_node()? {
+                Node::Start(el) => return Ok(Some(el)),
+                Node::End => return Ok(None),
+                Node::Text { blank: true, .. } => {}
+                Node::Text { text, .. } => {
+                    return Err(SoapError::invalid(Problem::UnexpectedText(excerpt(&text))));
+                }
+                Node::Char(c) => {
+                    return Err(SoapError::invalid(Problem::UnexpectedText(c.to_string())));
+                }
+                Node::Eof => return Err(self.malformed("unexpected end of the document")),
+            }
+        }
+    }
+
+    /// The text content of the element just started, up to its end. Never trimmed.
+    pub fn text(&mut self) -> Result<Cow<'a, str>, SoapError> {
+        let mut acc: Cow<'a, str> = Cow::Borrowed("");
+        loop {
+            match self.next_node()? {
+                Node::Text { text, .. } => {
+                    if acc.is_empty() {
+                        acc = text;
+                    } else {
+                        acc.to_mut().push_str(&text);
+                    }
+                }
+                Node::Char(c) => acc.to_mut().push(c),
+                Node::End => return Ok(acc),
+                Node::Start(el) => {
+                    return Err(SoapError::invalid(Problem::UnexpectedElement(el.display())));
+                }
+                Node::Eof => return Err(self.malformed("unexpected end of the document")),
+            }
+        }
+    }
+
+    /// The content of a simple element: `None` when it is `xsi:nil` (which must then be empty).
+    pub fn value(&mut self, el: &Element) -> Result<Option<Cow<'a, str>>, SoapError> {
+        let text = self.text()?;
+        if !el.nil {
+            return Ok(Some(text));
+        }
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            Err(SoapError::invalid(Problem::NilWithContent(el.name.to_string())))
+        }
+    }
+
+    /// Skips the rest of the element just started, still checking it is well-formed.
+    pub fn skip(&mut self) -> Result<(), SoapError> {
+        let target = self.depth.saturating_sub(1);
+        loop {
+            match self.next_node()? {
+                Node::End if self.depth == target => return Ok(()),
+                Node::Eof => return Err(self.malformed("unexpected end of the document")),
+                _ => {}
+            }
+        }
+    }
+
+    /// After the root element ended: only white space, comments and processing instructions may
+    /// follow.
+    pub fn finish(&mut self) -> Result<(), SoapError> {
+        loop {
+            match self.next_node()? {
+                Node::Eof => return Ok(()),
+                Node::Start(_) | Node::End | Node::Text { .. } | Node::Char(_) => {}
+            }
+        }
+    }
+
+    /// Reads to the end of the document, only to find out whether it is well-formed. Used after a
+    /// content error, because a document that is not XML must be reported as such.
+    pub fn drain(&mut self) -> Result<(), SoapError> {
+        self.finish()
+    }
+
+    fn next_node(&mut self) -> Result<Node<'a>, SoapError> {
+        if self.pending_end {
+            self.pending_end = false;
+            return Ok(self.end());
+        }
+        loop {
+            let (start, empty) = match self.inner.read_resolved_event() {
+                Ok((resolved, Event::Start(e))) => (Some((owned_ns(resolved), e)), false),
+                Ok((resolved, Event::Empty(e))) => (Some((owned_ns(resolved), e)), true),
+                Ok((_, event)) => {
+                    let first = !self.seen_event;
+                    self.seen_event = true;
+                    match self.other_event(event, first)? {
+                        Some(node) => return Ok(node),
+                        None => continue,
+                    }
+                }
+                Err(error) => {
+                    return Err(SoapError::Malformed {
+                        position: self.inner.error_position(),
+                        message: error.to_string(),
+                    });
+                }
+            };
+            self.seen_event = true;
+            let Some((ns, e)) = start else { continue };
+            return self.start(ns, &e, empty).map(Node::Start);
+        }
+    }
+
+    fn start(
+        &mut self,
+        ns: Result<Ns, Vec<u8>>,
+        e: &BytesStart<'_>,
+        empty: bool,
+    ) -> Result<Element, SoapError> {
+        match self.place {
+            Place::Prolog => self.place = Place::Root,
+            Place::Root => {}
+            Place::Epilog => return Err(self.malformed("a second root element")),
+        }
+        if self.depth >= self.max_depth {
+            return Err(SoapError::TooDeep {
+                limit: self.max_depth,
+            });
+        }
+        self.depth += 1;
+        self.pending_end = empty;
+        let ns = ns.map_err(|prefix| {
+            self.malformed(&format!(
+                "undeclared namespace prefix {:?}",
+                String::from_utf8_lossy(&prefix)
+            ))
+        })?;
+        let name = intern(e.local_name().as_ref());
+        let nil = self.nil_attribute(e)?;
+        Ok(Element { ns, name, nil })
+    }
+
+    fn end(&mut self) -> Node<'a> {
+        self.depth = self.depth.saturating_sub(1);
+        if self.depth == 0 {
+            self.place = Place::Epilog;
+        }
+        Node::End
+    }
+
+    /// Everything but element starts. `None` for events that carry nothing (comments, PIs).
+    fn other_event(&mut self, event: Event<'a>, first: bool) -> Result<Option<Node<'a>>, SoapError> {
+        let inside = self.place == Place::Root;
+        let node = match event {
+            Event::End(_) => Some(self.end()),
+            Event::Text(t) => {
+                let blank = t.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+                if !inside {
+                    if blank {
+                        return Ok(None);
+                    }
+                    return Err(self.malformed("text outside the root element"));
+                }
+                let text = t
+                    .xml10_content()
+                    .map_err(|e| self.malformed(&format!("text is not valid UTF-8: {e}")))?;
+                Some(Node::Text { text, blank })
+            }
+            Event::CData(c) => {
+                if !inside {
+                    return Err(self.malformed("CDATA outside the root element"));
+                }
+                let text = c
+                    .xml10_content()
+                    .map_err(|e| self.malformed(&format!("CDATA is not valid UTF-8: {e}")))?;
+                Some(Node::Text { text, blank: false })
+            }
+            Event::GeneralRef(r) => {
+                if !inside {
+                    return Err(self.malformed("a reference outside the root element"));
+                }
+                Some(Node::Char(self.reference(&r)?))
+            }
+            Event::Comment(_) | Event::PI(_) => None,
+            Event::Decl(d) => {
+                if !first {
+                    return Err(self.malformed("an XML declaration that is not at the start"));
+                }
+                if let Some(enc) = d.encoding() {
+                    let enc = enc.map_err(|e| self.malformed(&e.to_string()))?;
+                    if !enc.eq_ignore_ascii_case(b"utf-8") {
+                        return Err(self.malformed(&format!(
+                            "unsupported encoding {:?} (only UTF-8 is accepted)",
+                            String::from_utf8_lossy(&enc)
+                        )));
+                    }
+                }
+                None
+            }
+            Event::DocType(_) => return Err(SoapError::Doctype),
+            Event::Eof => {
+                if self.place != Place::Epilog {
+                    return Err(self.malformed(if self.place == Place::Prolog {
+                        "the document has no root element"
+                    } else {
+                        "unexpected end of the document"
+                    }));
+                }
+                Some(Node::Eof)
+            }
+            Event::Start(_) | Event::Empty(_) => None,
+        };
+        Ok(node)
+    }
+
+    /// Resolves `&…;`: the five predefined entities and character references of legal characters.
+    /// Nothing else exists without a DTD, and DTDs are refused.
+    fn reference(&self, r: &BytesRef<'_>) -> Result<char, SoapError> {
+        if r.is_char_ref() {
+            return match r.resolve_char_ref() {
+                Ok(Some(c)) if is_xml_char(c) => Ok(c),
+                _ => Err(self.malformed(&format!(
+                    "invalid character reference &{};",
+                    String::from_utf8_lossy(r)
+                ))),
+            };
+        }
+        let name: &[u8] = r;
+        match name {
+            b"lt" => Ok('<'),
+            b"gt" => Ok('>'),
+            b"amp" => Ok('&'),
+            b"apos" => Ok('\''),
+            b"quot" => Ok('"'),
+            other => Err(SoapError::UnknownEntity(excerpt(&String::from_utf8_lossy(
+                other,
+            )))),
+        }
+    }
+
+    /// Reads `xsi:nil` (by namespace, any prefix) and checks every attribute is well-formed.
+    fn nil_attribute(&self, e: &BytesStart<'_>) -> Result<bool, SoapError> {
+        let mut nil = false;
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| self.malformed(&format!("bad attribute: {err}")))?;
+            if attr.key.local_name().as_ref() != b"nil" {
+                continue;
+            }
+            let (ResolveResult::Bound(Namespace(uri)), _) = self.inner.resolve_attribute(attr.key)
+            else {
+                continue;
+            };
+            if uri != NS_XSI.as_bytes() {
+                continue;
+            }
+            let value = attr
+                .decode_and_unescape_value(self.inner.decoder())
+                .map_err(|err| self.malformed(&format!("bad attribute value: {err}")))?;
+            nil = match value.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(SoapError::invalid(Problem::BadValue {
+                        value: excerpt(other),
+                        expected: "xsi:nil value (true or false)",
+                    }));
+                }
+            };
+        }
+        Ok(nil)
+    }
+
+    fn malformed(&self, message: &str) -> SoapError {
+        SoapError::Malformed {
+            position: self.inner.buffer_position(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+fn owned_ns(resolved: ResolveResult<'_>) -> Result<Ns, Vec<u8>> {
+    match resolved {
+        ResolveResult::Unbound => Ok(Ns::None),
+        ResolveResult::Bound(Namespace(uri)) => Ok(Ns::from_uri(uri)),
+        ResolveResult::Unknown(prefix) => Err(prefix),
+    }
+}
+
+/// XML 1.0 `Char`: what a character reference may denote.
+pub(crate) fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Local names of the contract as static strings, so the hot path allocates nothing per element.
+fn intern(local: &[u8]) -> Cow<'static, str> {
+    const NAMES: &[&str] = &[
+        "string",
+        "RowData",
+        "ColumnValues",
+        "Operation",
+        "ColumnInfo",
+        "DefaultValue",
+        "IsNullable",
+        "Name",
+        "Type",
+        "Envelope",
+        "Header",
+        "Body",
+        "Fault",
+        "faultcode",
+        "faultstring",
+        "faultactor",
+        "detail",
+        "SignedToken",
+        "ClientState",
+        "AuthenticateRequest",
+        "TableSchemaRequest",
+        "RowDataRequest",
+        "WipeRequest",
+        "ReplicationCompletedRequest",
+        "AuthenticateResponse",
+        "TableSchemaResponse",
+        "RowDataResponse",
+        "WipeResponse",
+        "ReplicationCompletedResponse",
+        "Tables",
+        "TableSchemaInfo",
+        "Columns",
+        "TableName",
+        "DataBatches",
+        "RowDataBatch",
+        "Data",
+        "LSN",
+        "TableInfo",
+        "ChangedTables",
+        "ReplicationSummary",
+        "Deletes",
+        "Inserts",
+        "Updates",
+        "IsSuccessful",
+        "ErrorMessage",
+        "SignedApplicationToken",
+        "SupportedInterfaces",
+        "SuperOfficeMirroringBuild",
+        "AdditionalInformationJson",
+        "MirrorLSN",
+        "TableLSN",
+    ];
+    match NAMES.iter().find(|n| n.as_bytes() == local) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(String::from_utf8_lossy(local).into_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(xml: &str) -> XmlReader<'_> {
+        XmlReader::new(xml.as_bytes(), 8)
+    }
+
+    #[test]
+    fn matches_by_namespace_not_prefix() {
+        let xml = r#"<x:Envelope xmlns:x="http://schemas.xmlsoap.org/soap/envelope/"><Body xmlns="http://schemas.xmlsoap.org/soap/envelope/"/></x:Envelope>"#;
+        let mut r = reader(xml);
+        let root = r.root().unwrap();
+        assert!(root.is(&Ns::Envelope, "Envelope"));
+        let body = r.next_child().unwrap().unwrap();
+        assert!(body.is(&Ns::Envelope, "Body"));
+        assert!(r.next_child().unwrap().is_none());
+        assert!(r.next_child().unwrap().is_none());
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn text_borrows_when_nothing_needs_unescaping() {
+        let mut r = reader("<a>  plain text  </a>");
+        r.root().unwrap();
+        let text = r.text().unwrap();
+        assert_eq!(text, "  plain text  ");
+        assert!(matches!(text, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn text_unescapes_normalises_and_joins_cdata() {
+        let mut r = reader("<a>a&amp;b&#xD;c\r\nd\re<!-- x --><![CDATA[<f>]]>&#x1F600;</a>");
+        r.root().unwrap();
+        assert_eq!(r.text().unwrap(), "a&b\rc\nd\ne<f>😀");
+    }
+
+    #[test]
+    fn nil_is_read_by_namespace() {
+        let xml = r#"<a xmlns:q="http://www.w3.org/2001/XMLSchema-instance" xmlns:i="urn:other"><b q:nil="true"/><b i:nil="true"/><b q:nil="false">x</b></a>"#;
+        let mut r = reader(xml);
+        r.root().unwrap();
+        let first = r.next_child().unwrap().unwrap();
+        assert!(first.nil);
+        assert_eq!(r.value(&first).unwrap(), None);
+        let second = r.next_child().unwrap().unwrap();
+        assert!(!second.nil);
+        assert_eq!(r.value(&second).unwrap().as_deref(), Some(""));
+        let third = r.next_child().unwrap().unwrap();
+        assert_eq!(r.value(&third).unwrap().as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn skip_passes_over_nested_content() {
+        let mut r = reader("<a><skip><x><y/>t</x></skip><keep/></a>");
+        r.root().unwrap();
+        let skip = r.next_child().unwrap().unwrap();
+        assert_eq!(skip.name, "skip");
+        r.skip().unwrap();
+        assert_eq!(r.next_child().unwrap().unwrap().name, "keep");
+    }
+
+    #[test]
+    fn refuses_what_is_not_plain_xml() {
+        let cases: [(&str, fn(&SoapError) -> bool); 8] = [
+            ("<!DOCTYPE a><a/>", |e| *e == SoapError::Doctype),
+            ("<a>&ext;</a>", |e| matches!(e, SoapError::UnknownEntity(n) if n == "ext")),
+            ("<a>&#0;</a>", |e| matches!(e, SoapError::Malformed { .. })),
+            ("<a></b>", |e| matches!(e, SoapError::Malformed { .. })),
+            ("<a>", |e| matches!(e, SoapError::Malformed { .. })),
+            ("<a/><b/>", |e| matches!(e, SoapError::Malformed { .. })),
+            ("<p:a/>", |e| matches!(e, SoapError::Malformed { .. })),
+            ("<a><b><c><d><e><f><g><h><i/></h></g></f></e></d></c></b></a>", |e| {
+                *e == SoapError::TooDeep { limit: 8 }
+            }),
+        ];
+        for (xml, expected) in cases {
+            let mut r = reader(xml);
+            let err = r.root().and_then(|_| r.drain()).unwrap_err();
+            assert!(expected(&err), "{xml}: {err:?}");
+        }
+    }
+}
