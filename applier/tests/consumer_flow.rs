@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
+use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
 use mirror_applier::consumer::Mirror;
 use mirror_applier::engine::{Applied, Engine, Quarantine};
@@ -95,57 +95,8 @@ async fn answers_table_schema_through_direct_reply_to() {
         )
         .await
         .unwrap();
-    let request = |envelope: &Envelope, correlation: &str| {
-        h.properties(envelope)
-            .with_reply_to("amq.rabbitmq.reply-to".into())
-            .with_correlation_id(correlation.into())
-    };
-    // Direct reply-to: the request goes out on the channel that consumes the replies.
-    let ask = |envelope: Envelope, correlation: &'static str| {
-        let properties = request(&envelope, correlation);
-        let body = wire::encode(&envelope).unwrap();
-        let partition = h.topology.partition_of(&h.tenant);
-        async move {
-            h.channel
-                .basic_publish(
-                    h.topology.exchange().as_str().into(),
-                    h.topology.routing_key(partition).as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        immediate: false,
-                    },
-                    &body,
-                    properties,
-                )
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
-    };
-    let mut next_reply = || {
-        let next = replies.next();
-        async move {
-            let delivery = tokio::time::timeout(WAIT, next)
-                .await
-                .expect("a schema reply")
-                .unwrap()
-                .unwrap();
-            assert_eq!(
-                delivery.properties.content_type().as_ref().map(|s| s.as_str()),
-                Some(CONTENT_TYPE)
-            );
-            let correlation = delivery
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|s| s.as_str().to_owned());
-            (correlation, wire::decode::<SchemaReply>(&delivery.data).unwrap())
-        }
-    };
-
-    ask(h.envelope(schema_message(&["contact", "person"])), "first").await;
-    let (correlation, reply) = next_reply().await;
+    ask(&h, h.envelope(schema_message(&["contact", "person"])), "first").await;
+    let (correlation, reply) = next_reply(&mut replies).await;
     assert_eq!(correlation.as_deref(), Some("first"));
     let SchemaReply::Applied { mut lsns } = reply else {
         panic!("expected LSNs, got {reply:?}");
@@ -168,8 +119,8 @@ async fn answers_table_schema_through_direct_reply_to() {
     // After rows with an LSN, the next TableSchema reports it.
     h.publish(&h.envelope(rows_message("contact", 1234, &[(1, "one")])))
         .await;
-    ask(h.envelope(schema_message(&["contact", "person"])), "second").await;
-    let (correlation, reply) = next_reply().await;
+    ask(&h, h.envelope(schema_message(&["contact", "person"])), "second").await;
+    let (correlation, reply) = next_reply(&mut replies).await;
     assert_eq!(correlation.as_deref(), Some("second"));
     let SchemaReply::Applied { lsns } = reply else {
         panic!("expected LSNs, got {reply:?}");
@@ -181,8 +132,8 @@ async fn answers_table_schema_through_direct_reply_to() {
 
     // A schema the mirror cannot take is answered with the failure, and dead-lettered.
     let reserved = format!("{}_mirroring_extra", h.tenant.to_lowercase());
-    ask(h.envelope(schema_message(&[reserved.as_str()])), "third").await;
-    let (correlation, reply) = next_reply().await;
+    ask(&h, h.envelope(schema_message(&[reserved.as_str()])), "third").await;
+    let (correlation, reply) = next_reply(&mut replies).await;
     assert_eq!(correlation.as_deref(), Some("third"));
     match reply {
         SchemaReply::Failed { error } => assert!(error.contains("reserved"), "{error}"),
@@ -202,6 +153,36 @@ async fn answers_table_schema_through_direct_reply_to() {
     );
     worker.stop().await;
     h.cleanup().await;
+}
+
+/// Publishes a TableSchema request that asks for a direct reply-to answer. Direct reply-to needs
+/// the request to go out on the channel that consumes the replies: the harness channel.
+async fn ask(h: &Harness, envelope: Envelope, correlation: &str) {
+    let properties = h
+        .properties(&envelope)
+        .with_reply_to("amq.rabbitmq.reply-to".into())
+        .with_correlation_id(correlation.into());
+    h.publish_raw(&wire::encode(&envelope).unwrap(), properties)
+        .await;
+}
+
+/// The next answer on the reply-to consumer: its correlation id and the decoded reply.
+async fn next_reply(replies: &mut lapin::Consumer) -> (Option<String>, SchemaReply) {
+    let delivery = tokio::time::timeout(WAIT, replies.next())
+        .await
+        .expect("a schema reply")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        delivery.properties.content_type().as_ref().map(|s| s.as_str()),
+        Some(CONTENT_TYPE)
+    );
+    let correlation = delivery
+        .properties
+        .correlation_id()
+        .as_ref()
+        .map(|s| s.as_str().to_owned());
+    (correlation, wire::decode::<SchemaReply>(&delivery.data).unwrap())
 }
 
 #[tokio::test]

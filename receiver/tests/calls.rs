@@ -5,9 +5,9 @@ mod support;
 
 use chrono::NaiveDate;
 use futures::StreamExt;
+use lapin::BasicProperties;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::BasicProperties;
 use mirror_common::soap::{Operation, RequestBody, Response};
 use mirror_common::topology::{self, header};
 use mirror_common::value::Value;
@@ -34,10 +34,7 @@ async fn row_data_is_acknowledged_only_once_it_is_in_its_partition() {
     let partition = app.topology.partition_of(TENANT);
 
     let token = app.token(TENANT).token;
-    let xml = render(
-        &token,
-        row_data(contact_table(), 1_506_269, contact_rows()),
-    );
+    let xml = render(&token, row_data(contact_table(), 1_506_269, contact_rows()));
     let reply = app
         .client
         .post(format!("{}{}", app.base, app.path))
@@ -415,10 +412,7 @@ async fn table_schema_without_a_reply_is_answered_busy_and_stays_queued() {
     assert_eq!(app.ready_counts().await, expected);
     let (status, text) = app.get("/metrics").await;
     assert_eq!(status, 200);
-    assert!(text.contains(&format!(
-        "{}_count 1",
-        metrics::SCHEMA_REPLY_WAIT_SECONDS
-    )));
+    assert!(text.contains(&format!("{}_count 1", metrics::SCHEMA_REPLY_WAIT_SECONDS)));
     app.stop().await;
 }
 

@@ -99,7 +99,9 @@ async fn superoffices_captured_calls_are_accepted_inside_their_tokens_validity()
     // RowData (tenant Cust24709): two `invitation` rows at LSN 1506269.
     let xml = fixture("rowdata-request.xml");
     clock.set(inside_validity(&token_of(&xml)));
-    let reply = app.post(Some(&quoted_action(Operation::RowData)), xml).await;
+    let reply = app
+        .post(Some(&quoted_action(Operation::RowData)), xml)
+        .await;
     assert_eq!(reply.outcome(), (true, String::new()));
     let partition = app.topology.partition_of("Cust24709");
     let (envelope, _) = app.take(partition).await;
@@ -111,7 +113,10 @@ async fn superoffices_captured_calls_are_accepted_inside_their_tokens_validity()
     assert_eq!(batches[0].table.name, "invitation");
     assert_eq!(batches[0].lsn, 1_506_269);
     assert_eq!(batches[0].rows.len(), 2);
-    assert_eq!(batches[0].rows[0].values.len(), batches[0].table.columns.len());
+    assert_eq!(
+        batches[0].rows[0].values.len(),
+        batches[0].table.columns.len()
+    );
 
     // Wipe and ReplicationCompleted.
     for (file, operation) in [
@@ -239,10 +244,15 @@ async fn superoffices_captured_calls_are_refused_as_expired_today() {
         ("rowdata-request.xml", Operation::RowData),
         ("authenticate-request.xml", Operation::Authenticate),
     ] {
-        let reply = app.post(Some(&quoted_action(operation)), fixture(file)).await;
+        let reply = app
+            .post(Some(&quoted_action(operation)), fixture(file))
+            .await;
         let (ok, error) = reply.outcome();
         assert!(!ok, "{file}");
-        assert!(error.starts_with("token expired at 2021-09-1"), "{file}: {error}");
+        assert!(
+            error.starts_with("token expired at 2021-09-1"),
+            "{file}: {error}"
+        );
         if let Response::Authenticate { answer, .. } = reply.response() {
             assert_eq!(answer.signed_application_token, "");
         }

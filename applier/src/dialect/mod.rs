@@ -19,6 +19,7 @@
 //! `UPDATE … FROM` + `INSERT … WHERE NOT EXISTS` (or `MERGE … WITH (HOLDLOCK)`) from a session
 //! temp table. Either way: set-based, never a statement per row.
 
+pub mod mssql;
 pub mod postgres;
 
 use async_trait::async_trait;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
@@ -16,7 +16,8 @@ use mirror_applier::consumer::Mirror;
 use mirror_applier::engine::Engine;
 use mirror_applier::metrics::Metrics;
 use mirror_applier::startup::Application;
-use mirror_common::config::Settings;
+use mirror_common::config::{LogSettings, Settings};
+use mirror_common::telemetry;
 use mirror_common::schema::{Column, ColumnType, TableSchema};
 use mirror_common::topology::{self, CONTENT_TYPE, Topology, header};
 use mirror_common::value::Value;
@@ -62,6 +63,10 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(partitions: u16) -> Harness {
+        telemetry::init_subscriber(&LogSettings {
+            filter: "off".into(),
+            ..LogSettings::default()
+        });
         let id = Uuid::new_v4().simple().to_string();
         let mut settings = Settings::default();
         settings.amqp.url = AMQP_URL.into();
@@ -114,7 +119,7 @@ impl Harness {
         Envelope {
             id: Uuid::now_v7(),
             tenant: self.tenant.clone(),
-            received_at_ms: 1_700_000_000_000,
+            received_at_ms: chrono::Utc::now().timestamp_millis(),
             trace_id: Uuid::new_v4().simple().to_string(),
             message,
         }
@@ -183,6 +188,24 @@ impl Harness {
             .unwrap();
         let _ = channel.close(200, "OK".into()).await;
         queue.message_count()
+    }
+
+    /// Takes every message out of the dead-letter queue.
+    pub async fn take_dead_letters(&self) -> Vec<lapin::message::Delivery> {
+        let queue = self.topology.dead_letter_queue();
+        let mut letters = Vec::new();
+        while let Some(message) = self
+            .channel
+            .basic_get(
+                queue.as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap()
+        {
+            letters.push(message.delivery);
+        }
+        letters
     }
 
     /// Starts a worker on the real engine.

@@ -11,7 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeleteOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
@@ -319,17 +320,19 @@ impl TestApp {
     }
 
     /// Takes the next message of `partition` (quorum queues with single active consumer refuse
-    /// `basic.get`, so this consumes with a short-lived consumer).
+    /// `basic.get`, so this consumes with a short-lived consumer that holds one message at a
+    /// time and acknowledges only the one it takes).
     pub async fn take(&self, partition: u16) -> (Envelope, BasicProperties) {
         let channel = self.channel().await;
+        channel
+            .basic_qos(1, BasicQosOptions::default())
+            .await
+            .unwrap();
         let mut consumer = channel
             .basic_consume(
                 self.topology.queue(partition).as_str().into(),
                 "receiver-test".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
+                BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await
@@ -339,12 +342,14 @@ impl TestApp {
             .expect("a message in the partition")
             .expect("an open consumer")
             .unwrap();
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
         let envelope = wire::decode::<Envelope>(&delivery.data).unwrap();
         let _ = channel.close(200, "OK".into()).await;
         (envelope, delivery.properties)
     }
 
-    /// Stops the receiver and deletes this test's queues, exchanges and files.
+    /// Stops the receiver (it must stop cleanly); dropping the app then deletes this test's
+    /// queues, exchanges and files.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
@@ -354,40 +359,54 @@ impl TestApp {
                 .unwrap()
                 .unwrap();
         }
-        if self.settings.amqp.url == mirror_common::config::AmqpSettings::default().url {
-            self.delete_topology().await;
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-
-    async fn delete_topology(&self) {
-        let channel = self.channel().await;
-        for n in 0..PARTITIONS {
-            let _ = channel
-                .queue_delete(
-                    self.topology.queue(n).as_str().into(),
-                    QueueDeleteOptions::default(),
-                )
-                .await;
-        }
-        let _ = channel
-            .queue_delete(
-                self.topology.dead_letter_queue().as_str().into(),
-                QueueDeleteOptions::default(),
-            )
-            .await;
-        for exchange in [
-            self.topology.exchange(),
-            self.topology.dead_letter_exchange(),
-        ] {
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
         if let Some(connection) = self.amqp.get() {
             let _ = connection.close(200, "OK".into()).await;
         }
     }
+}
+
+/// Cleans up also when a test fails half-way: the broker objects are deleted from a thread with
+/// its own runtime, since `Drop` cannot await.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let topology = self.topology.clone();
+        let dir = self.dir.clone();
+        let cleanup = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(delete_topology(&topology));
+            }
+            let _ = std::fs::remove_dir_all(dir);
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn delete_topology(topology: &Topology) {
+    let settings = mirror_common::config::AmqpSettings::default();
+    let Ok(connection) = mirror_common::broker::connect(&settings).await else {
+        return;
+    };
+    let Ok(channel) = connection.create_channel().await else {
+        return;
+    };
+    let queues = (0..topology.partitions)
+        .map(|n| topology.queue(n))
+        .chain([topology.dead_letter_queue()]);
+    for queue in queues {
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
+        let _ = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "OK".into()).await;
 }
 
 pub fn quoted_action(operation: Operation) -> String {
@@ -435,7 +454,11 @@ pub fn row(op: &str, values: &[Option<&'static str>]) -> RawRow<'static> {
 }
 
 /// A RowData body with one batch of `rows` for `table`.
-pub fn row_data(table: RawTableSchema, lsn: i64, rows: Vec<RawRow<'static>>) -> RequestBody<'static> {
+pub fn row_data(
+    table: RawTableSchema,
+    lsn: i64,
+    rows: Vec<RawRow<'static>>,
+) -> RequestBody<'static> {
     RequestBody::RowData {
         batches: vec![RawRowBatch { table, lsn, rows }],
     }
@@ -452,7 +475,14 @@ pub fn contact_rows() -> Vec<RawRow<'static>> {
                 Some("[DT:05/18/2020 10:40:43.0000000]"),
             ],
         ),
-        row("U", &[Some("[I:2]"), None, Some("[DT:01/01/1760 00:00:00.0000000]")]),
+        row(
+            "U",
+            &[
+                Some("[I:2]"),
+                None,
+                Some("[DT:01/01/1760 00:00:00.0000000]"),
+            ],
+        ),
     ]
 }
 

@@ -18,7 +18,7 @@ use mirror_common::value::Value;
 
 pub use canonical::{checksum, display};
 pub use compare::{Merge, verify};
-pub use postgres::{PgReader, pg_type};
+pub use postgres::{PgReader, pg_type, redact};
 pub use report::{DiffKind, RowDiff, TableReport, TenantReport};
 
 #[derive(Debug, thiserror::Error)]
