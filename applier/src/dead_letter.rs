@@ -155,10 +155,7 @@ mod tests {
     #[test]
     fn keeps_the_original_properties_and_adds_the_failure() {
         let mut original_headers = FieldTable::default();
-        original_headers.insert(
-            header::TENANT.into(),
-            AMQPValue::LongString("Cust1".into()),
-        );
+        original_headers.insert(header::TENANT.into(), AMQPValue::LongString("Cust1".into()));
         original_headers.insert(header::EPOCH.into(), AMQPValue::LongLongInt(99));
         let original = BasicProperties::default()
             .with_message_id("m-1".into())
@@ -191,7 +188,10 @@ mod tests {
             header(&props, header::TABLE),
             Some(&AMQPValue::LongString("contact".into()))
         );
-        assert_eq!(header(&props, header::EPOCH), Some(&AMQPValue::LongLongInt(4)));
+        assert_eq!(
+            header(&props, header::EPOCH),
+            Some(&AMQPValue::LongLongInt(4))
+        );
         assert_eq!(
             header(&props, header::PARTITION),
             Some(&AMQPValue::LongLongInt(7))

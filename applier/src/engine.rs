@@ -79,8 +79,8 @@ impl Engine {
         Engine::connect_with(settings, EngineOptions::default()).await
     }
 
-    /// Connects to the configured target (`postgres://…`; SQL Server plugs in through
-    /// [`Engine::with_backend`]).
+    /// Connects to the configured target: `postgres://…`, or SQL Server (`mssql://…`, an ADO.NET
+    /// or a JDBC connection string).
     pub async fn connect_with(
         settings: &DatabaseSettings,
         options: EngineOptions,
@@ -89,13 +89,22 @@ impl Engine {
         let backend: Box<dyn Backend> =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 Box::new(PgBackend::connect(settings, &options.postgres)?)
+            } else if crate::dialect::mssql::is_mssql_url(url) {
+                Box::new(crate::dialect::mssql::MssqlBackend::connect(
+                    settings,
+                    &crate::dialect::mssql::MssqlOptions::default(),
+                )?)
             } else {
                 return Err(ApplyError::Config(format!(
                     "MIRROR__DATABASE__URL: unsupported target {:?}",
                     url.split(':').next().unwrap_or_default()
                 )));
             };
-        Ok(Engine::with_backend(backend, settings, options.apply_timeout))
+        Ok(Engine::with_backend(
+            backend,
+            settings,
+            options.apply_timeout,
+        ))
     }
 
     /// An engine over any target.
@@ -147,12 +156,15 @@ impl Engine {
         failure: &ApplyError,
     ) -> Result<Quarantine, ApplyError> {
         let secs = self.inner.apply_timeout.as_secs();
-        tokio::time::timeout(self.inner.apply_timeout, self.quarantine_now(envelope, failure))
-            .await
-            .map_err(|_| ApplyError::Timeout {
-                operation: "quarantine",
-                secs,
-            })?
+        tokio::time::timeout(
+            self.inner.apply_timeout,
+            self.quarantine_now(envelope, failure),
+        )
+        .await
+        .map_err(|_| ApplyError::Timeout {
+            operation: "quarantine",
+            secs,
+        })?
     }
 
     /// A round trip to the database (readiness).
@@ -172,9 +184,22 @@ impl Engine {
     async fn apply_now(&self, env: &Envelope) -> Result<Applied, ApplyError> {
         let tenant = self.tenant(&env.tenant)?;
         let mut tx = self.backend().begin(&tenant).await?;
+        let result = self.apply_in(tx.as_mut(), &tenant, env).await;
+        if result.is_err() {
+            rollback(tx.as_mut()).await;
+        }
+        result
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &mut dyn Tx,
+        tenant: &Tenant,
+        env: &Envelope,
+    ) -> Result<Applied, ApplyError> {
         if let Some(failure) = tx.failure(env.id).await? {
             match judge_replay(&failure, tx.state(&failure.table).await?.as_ref()) {
-                Replay::Drain => return self.drain(tx, &tenant, env, &failure).await,
+                Replay::Drain => return self.drain(tx, tenant, env, &failure).await,
                 Replay::Stale => {
                     tracing::info!(tenant = %env.tenant, id = %env.id, table = %failure.table,
                         "Dropping a stale replay: its table was wiped or healed since.");
@@ -189,12 +214,12 @@ impl Engine {
         if tx.is_applied(env.id).await? {
             return duplicate(tx, env).await;
         }
-        self.dispatch(tx, &tenant, env).await
+        self.dispatch(tx, tenant, env).await
     }
 
     async fn dispatch(
         &self,
-        tx: Box<dyn Tx>,
+        tx: &mut dyn Tx,
         tenant: &Tenant,
         env: &Envelope,
     ) -> Result<Applied, ApplyError> {
@@ -210,12 +235,15 @@ impl Engine {
 
     async fn table_schema(
         &self,
-        mut tx: Box<dyn Tx>,
+        tx: &mut dyn Tx,
         tenant: &Tenant,
         env: &Envelope,
         tables: &[TableSchema],
     ) -> Result<Applied, ApplyError> {
-        if let Some(t) = tables.iter().find(|t| is_reserved(&tenant.context_id, &t.name)) {
+        if let Some(t) = tables
+            .iter()
+            .find(|t| is_reserved(&tenant.context_id, &t.name))
+        {
             return Err(ApplyError::ReservedName {
                 table: t.name.clone(),
             });
@@ -233,9 +261,7 @@ impl Engine {
         let mut lsns = Vec::with_capacity(plan.tables.len());
         for step in &plan.tables {
             let name = &step.schema.name;
-            let mut state = states
-                .remove(name)
-                .unwrap_or_else(|| TableState::new(name));
+            let mut state = states.remove(name).unwrap_or_else(|| TableState::new(name));
             match &step.action {
                 TableAction::Keep => {}
                 TableAction::Alter(actions) => {
@@ -248,7 +274,8 @@ impl Engine {
                 TableAction::Create | TableAction::Recreate { .. } => {
                     if let TableAction::Recreate { reason } = &step.action {
                         tracing::info!(tenant = %env.tenant, table = %name, %reason, "Recreating table.");
-                        tx.execute(name, &[render.drop_table(tenant, name)?]).await?;
+                        tx.execute(name, &[render.drop_table(tenant, name)?])
+                            .await?;
                     }
                     tx.execute(name, &render.create_table(tenant, step.schema)?)
                         .await?;
@@ -265,7 +292,8 @@ impl Engine {
         }
         for name in &plan.drop {
             tracing::info!(tenant = %env.tenant, table = %name, "Dropping a table absent from TableSchema.");
-            tx.execute(name, &[render.drop_table(tenant, name)?]).await?;
+            tx.execute(name, &[render.drop_table(tenant, name)?])
+                .await?;
             tx.delete_state(name).await?;
             tx.discard_parked(name).await?;
         }
@@ -282,14 +310,17 @@ impl Engine {
 
     async fn wipe(
         &self,
-        mut tx: Box<dyn Tx>,
+        tx: &mut dyn Tx,
         tenant: &Tenant,
         env: &Envelope,
         table: &str,
     ) -> Result<Applied, ApplyError> {
-        let mut state = tx.state(table).await?.ok_or_else(|| ApplyError::UnknownTable {
-            table: table.to_owned(),
-        })?;
+        let mut state = tx
+            .state(table)
+            .await?
+            .ok_or_else(|| ApplyError::UnknownTable {
+                table: table.to_owned(),
+            })?;
         let truncate = self.backend().render().truncate_table(tenant, table)?;
         tx.execute(table, &[truncate]).await?;
         state.reset(None);
@@ -302,7 +333,7 @@ impl Engine {
 
     async fn completed(
         &self,
-        mut tx: Box<dyn Tx>,
+        tx: &mut dyn Tx,
         tenant: &Tenant,
         env: &Envelope,
         summaries: &[ReplicationSummary],
@@ -320,19 +351,22 @@ impl Engine {
     /// table's parked batches (the failed ones first) in order and lift the quarantine.
     async fn drain(
         &self,
-        mut tx: Box<dyn Tx>,
+        tx: &mut dyn Tx,
         tenant: &Tenant,
         env: &Envelope,
         failure: &FailureRecord,
     ) -> Result<Applied, ApplyError> {
         let table = &failure.table;
-        let mut state = tx.state(table).await?.ok_or_else(|| ApplyError::UnknownTable {
-            table: table.clone(),
-        })?;
+        let mut state = tx
+            .state(table)
+            .await?
+            .ok_or_else(|| ApplyError::UnknownTable {
+                table: table.clone(),
+            })?;
         state.quarantine = None;
         let parked = tx.parked(table).await?;
         for batch in &parked {
-            apply_batch(tx.as_mut(), &mut state, batch).await?;
+            apply_batch(tx, &mut state, batch).await?;
         }
         tx.discard_parked(table).await?;
         tx.save_state(&state).await?;
@@ -347,7 +381,11 @@ impl Engine {
         Ok(Applied::Done { reply: None })
     }
 
-    async fn quarantine_now(&self, env: &Envelope, failure: &ApplyError) -> Result<Quarantine, ApplyError> {
+    async fn quarantine_now(
+        &self,
+        env: &Envelope,
+        failure: &ApplyError,
+    ) -> Result<Quarantine, ApplyError> {
         let tenant = self.tenant(&env.tenant)?;
         let Some(table) = failure
             .table()
@@ -359,19 +397,18 @@ impl Engine {
             });
         };
         let reason = failure.to_string();
-        match self.quarantine_one(&tenant, env, table, &reason, true).await {
+        match self.quarantine_tx(&tenant, env, table, &reason, true).await {
             Err(e) if !e.is_transient() => {
                 tracing::warn!(error = %e, tenant = %env.tenant, id = %env.id,
                     "Other tables of a failed message cannot be applied either; quarantining them too.");
-                self.quarantine_one(&tenant, env, table, &reason, false).await
+                self.quarantine_tx(&tenant, env, table, &reason, false)
+                    .await
             }
             other => other,
         }
     }
 
-    /// Quarantines `table` and parks the message's batches for it. With `apply_others`, the
-    /// message's batches for other tables are applied; without, their tables are quarantined too.
-    async fn quarantine_one(
+    async fn quarantine_tx(
         &self,
         tenant: &Tenant,
         env: &Envelope,
@@ -380,57 +417,86 @@ impl Engine {
         apply_others: bool,
     ) -> Result<Quarantine, ApplyError> {
         let mut tx = self.backend().begin(tenant).await?;
-        let previous = tx.failure(env.id).await?;
-        let mut state = tx.state(table).await?.unwrap_or_else(|| TableState::new(table));
-        state.quarantine(reason.to_owned());
-        tx.save_state(&state).await?;
-        tx.record_failure(&FailureRecord {
-            message_id: env.id,
-            table: table.to_owned(),
-            epoch: state.epoch,
-            reason: reason.to_owned(),
-        })
-        .await?;
-        // A message that failed before already has its batches parked (this is a failed replay).
-        if previous.is_none()
-            && let Message::RowData { batches } = &env.message
-        {
-            let mut others: HashMap<String, TableState> = HashMap::new();
-            others.insert(table.to_owned(), state.clone());
-            for batch in batches {
-                let name = &batch.table.name;
-                if !others.contains_key(name) {
-                    let s = tx.state(name).await?.unwrap_or_else(|| TableState::new(name));
-                    others.insert(name.clone(), s);
-                }
-                let Some(s) = others.get_mut(name) else {
-                    continue;
-                };
-                if !apply_others && s.quarantine.is_none() {
-                    s.quarantine(format!("quarantined with {table}: {reason}"));
-                }
-                if s.quarantine.is_some() {
-                    tx.park(env.id, s.epoch, batch).await?;
-                } else {
-                    apply_batch(tx.as_mut(), s, batch).await?;
-                }
+        let result = quarantine_one(tx.as_mut(), env, table, reason, apply_others).await;
+        if result.is_err() {
+            rollback(tx.as_mut()).await;
+        }
+        result
+    }
+}
+
+/// Quarantines `table` and parks the message's batches for it. With `apply_others`, the
+/// message's batches for other tables are applied; without, their tables are quarantined too.
+async fn quarantine_one(
+    tx: &mut dyn Tx,
+    env: &Envelope,
+    table: &str,
+    reason: &str,
+    apply_others: bool,
+) -> Result<Quarantine, ApplyError> {
+    let previous = tx.failure(env.id).await?;
+    let mut state = tx
+        .state(table)
+        .await?
+        .unwrap_or_else(|| TableState::new(table));
+    state.quarantine(reason.to_owned());
+    tx.save_state(&state).await?;
+    tx.record_failure(&FailureRecord {
+        message_id: env.id,
+        table: table.to_owned(),
+        epoch: state.epoch,
+        reason: reason.to_owned(),
+    })
+    .await?;
+    // A message that failed before already has its batches parked (this is a failed replay).
+    if previous.is_none()
+        && let Message::RowData { batches } = &env.message
+    {
+        let mut others: HashMap<String, TableState> = HashMap::new();
+        others.insert(table.to_owned(), state.clone());
+        for batch in batches {
+            let name = &batch.table.name;
+            if !others.contains_key(name) {
+                let s = tx
+                    .state(name)
+                    .await?
+                    .unwrap_or_else(|| TableState::new(name));
+                others.insert(name.clone(), s);
             }
-            others.remove(table);
-            for s in others.values() {
-                tx.save_state(s).await?;
+            let Some(s) = others.get_mut(name) else {
+                continue;
+            };
+            if !apply_others && s.quarantine.is_none() {
+                s.quarantine(format!("quarantined with {table}: {reason}"));
+            }
+            if s.quarantine.is_some() {
+                tx.park(env.id, s.epoch, batch).await?;
+            } else {
+                apply_batch(tx, s, batch).await?;
             }
         }
-        tx.commit().await?;
-        tracing::warn!(tenant = %env.tenant, table = %table, epoch = state.epoch, %reason, "Table quarantined.");
-        Ok(Quarantine {
-            table: Some(table.to_owned()),
-            epoch: state.epoch,
-        })
+        others.remove(table);
+        for s in others.values() {
+            tx.save_state(s).await?;
+        }
+    }
+    tx.commit().await?;
+    tracing::warn!(tenant = %env.tenant, table = %table, epoch = state.epoch, %reason, "Table quarantined.");
+    Ok(Quarantine {
+        table: Some(table.to_owned()),
+        epoch: state.epoch,
+    })
+}
+
+/// Ends a failed transaction, keeping its connection when the server acknowledges the rollback.
+async fn rollback(tx: &mut dyn Tx) {
+    if let Err(error) = tx.rollback().await {
+        tracing::debug!(%error, "Rollback failed; the connection is discarded.");
     }
 }
 
 /// A message that has no effect; TableSchema still gets its reply from the current state.
-async fn duplicate(mut tx: Box<dyn Tx>, env: &Envelope) -> Result<Applied, ApplyError> {
+async fn duplicate(tx: &mut dyn Tx, env: &Envelope) -> Result<Applied, ApplyError> {
     let reply = match &env.message {
         Message::TableSchema { tables } => {
             let states: HashMap<String, i64> = tx
@@ -457,15 +523,22 @@ async fn duplicate(mut tx: Box<dyn Tx>, env: &Envelope) -> Result<Applied, Apply
     Ok(Applied::Duplicate { reply })
 }
 
-async fn row_data(mut tx: Box<dyn Tx>, env: &Envelope, batches: &[RowBatch]) -> Result<Applied, ApplyError> {
+async fn row_data(
+    tx: &mut dyn Tx,
+    env: &Envelope,
+    batches: &[RowBatch],
+) -> Result<Applied, ApplyError> {
     let mut states: HashMap<String, TableState> = HashMap::new();
     let mut parked = 0usize;
     for batch in batches {
         let name = &batch.table.name;
         if !states.contains_key(name) {
-            let state = tx.state(name).await?.ok_or_else(|| ApplyError::UnknownTable {
-                table: name.clone(),
-            })?;
+            let state = tx
+                .state(name)
+                .await?
+                .ok_or_else(|| ApplyError::UnknownTable {
+                    table: name.clone(),
+                })?;
             states.insert(name.clone(), state);
         }
         let Some(state) = states.get_mut(name) else {
@@ -475,7 +548,7 @@ async fn row_data(mut tx: Box<dyn Tx>, env: &Envelope, batches: &[RowBatch]) -> 
             tx.park(env.id, state.epoch, batch).await?;
             parked += 1;
         } else {
-            apply_batch(tx.as_mut(), state, batch).await?;
+            apply_batch(tx, state, batch).await?;
         }
     }
     for state in states.values() {
@@ -491,7 +564,11 @@ async fn row_data(mut tx: Box<dyn Tx>, env: &Envelope, batches: &[RowBatch]) -> 
 }
 
 /// Applies one batch to a table that is not quarantined; updates `state` (LSN, loading phase).
-async fn apply_batch(tx: &mut dyn Tx, state: &mut TableState, batch: &RowBatch) -> Result<(), ApplyError> {
+async fn apply_batch(
+    tx: &mut dyn Tx,
+    state: &mut TableState,
+    batch: &RowBatch,
+) -> Result<(), ApplyError> {
     let schema = &batch.table;
     let actual = schema_hash(schema);
     if state.schema_hash.as_deref() != Some(actual.as_str()) {
@@ -503,7 +580,11 @@ async fn apply_batch(tx: &mut dyn Tx, state: &mut TableState, batch: &RowBatch) 
     }
     let changes = collapse(schema, &batch.rows)?;
     if !changes.is_empty() {
-        let load = if state.loading { Load::Direct } else { Load::Merge };
+        let load = if state.loading {
+            Load::Direct
+        } else {
+            Load::Merge
+        };
         if tx.apply_changes(schema, &changes, load).await? == LoadOutcome::Conflict {
             // Rows already there: this table is no longer a fresh load.
             state.loading = false;

@@ -42,7 +42,9 @@ pub enum ApplyError {
     UnknownTable { table: String },
 
     /// A batch's own TableInfo differs from the schema the mirror table was built from.
-    #[error("table {table}: the batch's schema (hash {actual}) differs from the mirror's (hash {expected})")]
+    #[error(
+        "table {table}: the batch's schema (hash {actual}) differs from the mirror's (hash {expected})"
+    )]
     SchemaMismatch {
         table: String,
         expected: String,

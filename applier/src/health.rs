@@ -77,11 +77,7 @@ async fn readyz(State(state): State<HealthState>) -> Response {
 
 async fn metrics(State(state): State<HealthState>) -> Response {
     match state.metrics.render() {
-        Ok(text) => (
-            [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-            text,
-        )
-            .into_response(),
+        Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
         Err(error) => {
             tracing::error!(%error, "Failed to render metrics.");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n").into_response()

@@ -61,11 +61,19 @@ impl Hooks {
     }
 
     /// Runs `after_table_created.sql` once per table.
-    pub async fn after_table_created(&self, backend: &dyn Backend, tenant: &Tenant, tables: &[String]) {
+    pub async fn after_table_created(
+        &self,
+        backend: &dyn Backend,
+        tenant: &Tenant,
+        tables: &[String],
+    ) {
         if tables.is_empty() {
             return;
         }
-        let Some(script) = self.script(&tenant.context_id, Hook::AfterTableCreated).await else {
+        let Some(script) = self
+            .script(&tenant.context_id, Hook::AfterTableCreated)
+            .await
+        else {
             return;
         };
         for table in tables {
@@ -91,7 +99,9 @@ impl Hooks {
 
 async fn run(backend: &dyn Backend, tenant: &Tenant, hook: Hook, sql: &str) {
     match backend.run_script(tenant, sql).await {
-        Ok(()) => tracing::debug!(tenant = %tenant.context_id, hook = hook.file_name(), "Hook ran."),
+        Ok(()) => {
+            tracing::debug!(tenant = %tenant.context_id, hook = hook.file_name(), "Hook ran.")
+        }
         Err(error) => tracing::warn!(
             %error,
             tenant = %tenant.context_id,

@@ -10,7 +10,10 @@ use mirror_common::config::Settings;
 use mirror_common::{shutdown, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Applies queued SuperOffice mirroring batches to tenant mirror databases")]
+#[command(
+    version,
+    about = "Applies queued SuperOffice mirroring batches to tenant mirror databases"
+)]
 struct Args {
     /// TOML configuration file (default: $MIRROR_CONFIG, if set).
     #[arg(long, value_name = "FILE")]

@@ -105,8 +105,11 @@ impl Metrics {
             &["operation"],
         )?;
         let apply_seconds = HistogramVec::new(
-            HistogramOpts::new(APPLY_SECONDS, "Seconds from first attempt to commit, by kind.")
-                .buckets(APPLY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                APPLY_SECONDS,
+                "Seconds from first attempt to commit, by kind.",
+            )
+            .buckets(APPLY_BUCKETS.to_vec()),
             &["kind"],
         )?;
         let retries = IntCounterVec::new(
@@ -114,7 +117,10 @@ impl Metrics {
             &["stage"],
         )?;
         let dead_letters = IntCounterVec::new(
-            Opts::new(DEAD_LETTERS, "Messages sent to the dead-letter queue, by reason."),
+            Opts::new(
+                DEAD_LETTERS,
+                "Messages sent to the dead-letter queue, by reason.",
+            ),
             &["reason"],
         )?;
         let active_partitions = IntGauge::new(ACTIVE_PARTITIONS, "Partitions being consumed.")?;
@@ -162,7 +168,11 @@ impl Metrics {
             .with_label_values(&[kind.as_str()])
             .observe(elapsed.as_secs_f64());
         let (inserts, updates, deletes) = row_counts(&envelope.message);
-        for (operation, count) in [("insert", inserts), ("update", updates), ("delete", deletes)] {
+        for (operation, count) in [
+            ("insert", inserts),
+            ("update", updates),
+            ("delete", deletes),
+        ] {
             if count > 0 {
                 self.rows.with_label_values(&[operation]).inc_by(count);
             }
@@ -289,12 +299,20 @@ mod tests {
             text.contains(r#"mirror_applier_messages_total{kind="RowData",outcome="done"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"mirror_applier_messages_total{kind="unknown",outcome="undecodable"} 1"#));
+        assert!(
+            text.contains(
+                r#"mirror_applier_messages_total{kind="unknown",outcome="undecodable"} 1"#
+            )
+        );
         assert!(text.contains(r#"mirror_applier_rows_applied_total{operation="insert"} 1"#));
         assert!(text.contains(r#"mirror_applier_rows_applied_total{operation="delete"} 1"#));
         assert!(!text.contains(r#"operation="update""#));
-        assert!(text.contains(r#"mirror_applier_apply_seconds_bucket{kind="RowData",le="0.05"} 1"#));
-        assert!(text.contains(r#"mirror_applier_apply_seconds_bucket{kind="RowData",le="0.025"} 0"#));
+        assert!(
+            text.contains(r#"mirror_applier_apply_seconds_bucket{kind="RowData",le="0.05"} 1"#)
+        );
+        assert!(
+            text.contains(r#"mirror_applier_apply_seconds_bucket{kind="RowData",le="0.025"} 0"#)
+        );
         assert!(text.contains(r#"mirror_applier_retries_total{stage="apply"} 1"#));
         assert!(text.contains(r#"mirror_applier_dead_letters_total{reason="undecodable"} 1"#));
         assert!(text.contains("mirror_applier_active_partitions 1"));

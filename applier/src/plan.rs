@@ -195,7 +195,8 @@ pub fn diff(old: &TableSchema, new: &TableSchema) -> SchemaChange {
     let mut actions = Vec::new();
     for col in &new.columns[1..] {
         let Some(prev) = old.columns.iter().find(|o| o.name == col.name) else {
-            let fills = matches!(&col.default, Some(d) if *d != mirror_common::schema::DefaultValue::Null);
+            let fills =
+                matches!(&col.default, Some(d) if *d != mirror_common::schema::DefaultValue::Null);
             if !col.nullable && !fills {
                 return recreate(format!(
                     "new column {} is NOT NULL without a default",
@@ -314,7 +315,6 @@ pub fn plan_schema<'a>(
     plan
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -363,12 +363,32 @@ mod tests {
         assert_eq!(h, schema_hash(&base()));
         let mut renamed_table = base();
         renamed_table.name = "person".into();
-        assert_eq!(h, schema_hash(&renamed_table), "the table name is not hashed");
+        assert_eq!(
+            h,
+            schema_hash(&renamed_table),
+            "the table name is not hashed"
+        );
         let variants = [
-            table(&[("contact_id", "int", false, ""), ("name", "nvarchar(21)", false, "default (N'')"), ("n", "smallint", true, "")]),
-            table(&[("contact_id", "int", false, ""), ("name", "nvarchar(20)", true, "default (N'')"), ("n", "smallint", true, "")]),
-            table(&[("contact_id", "int", false, ""), ("name", "nvarchar(20)", false, "default (N'x')"), ("n", "smallint", true, "")]),
-            table(&[("contact_id", "int", false, ""), ("n", "smallint", true, ""), ("name", "nvarchar(20)", false, "default (N'')")]),
+            table(&[
+                ("contact_id", "int", false, ""),
+                ("name", "nvarchar(21)", false, "default (N'')"),
+                ("n", "smallint", true, ""),
+            ]),
+            table(&[
+                ("contact_id", "int", false, ""),
+                ("name", "nvarchar(20)", true, "default (N'')"),
+                ("n", "smallint", true, ""),
+            ]),
+            table(&[
+                ("contact_id", "int", false, ""),
+                ("name", "nvarchar(20)", false, "default (N'x')"),
+                ("n", "smallint", true, ""),
+            ]),
+            table(&[
+                ("contact_id", "int", false, ""),
+                ("n", "smallint", true, ""),
+                ("name", "nvarchar(20)", false, "default (N'')"),
+            ]),
         ];
         for v in variants {
             assert_ne!(h, schema_hash(&v), "{v:?}");
@@ -387,7 +407,10 @@ mod tests {
         ];
         let c = collapse(&base(), &rows).unwrap();
         assert_eq!(c.deletes, vec![1]);
-        assert_eq!(c.upserts, vec![rows[3].values.as_slice(), rows[5].values.as_slice()]);
+        assert_eq!(
+            c.upserts,
+            vec![rows[3].values.as_slice(), rows[5].values.as_slice()]
+        );
     }
 
     #[test]
@@ -402,12 +425,18 @@ mod tests {
             op: Operation::Delete,
             values: vec![Value::Text("1".into())],
         };
-        assert!(matches!(collapse(&base(), &[textual_key]), Err(ApplyError::BadBatch { .. })));
+        assert!(matches!(
+            collapse(&base(), &[textual_key]),
+            Err(ApplyError::BadBatch { .. })
+        ));
         let delete_by_key = Row {
             op: Operation::Delete,
             values: vec![Value::Int(7)],
         };
-        assert_eq!(collapse(&base(), &[delete_by_key]).unwrap().deletes, vec![7]);
+        assert_eq!(
+            collapse(&base(), &[delete_by_key]).unwrap().deletes,
+            vec![7]
+        );
     }
 
     #[test]
@@ -437,22 +466,59 @@ mod tests {
         match diff(&old, &added) {
             SchemaChange::Alter(actions) => {
                 assert_eq!(actions.len(), 4, "{actions:?}");
-                assert!(matches!(&actions[0], AlterAction::WidenType { from: ColumnType::NVarChar(Some(20)), .. }));
-                assert!(matches!(&actions[1], AlterAction::DropNotNull { column } if column.name == "name"));
-                assert!(matches!(&actions[2], AlterAction::WidenType { from: ColumnType::SmallInt, .. }));
+                assert!(matches!(
+                    &actions[0],
+                    AlterAction::WidenType {
+                        from: ColumnType::NVarChar(Some(20)),
+                        ..
+                    }
+                ));
+                assert!(
+                    matches!(&actions[1], AlterAction::DropNotNull { column } if column.name == "name")
+                );
+                assert!(matches!(
+                    &actions[2],
+                    AlterAction::WidenType {
+                        from: ColumnType::SmallInt,
+                        ..
+                    }
+                ));
                 assert!(matches!(&actions[3], AlterAction::AddColumn(c) if c.name == "extra"));
             }
             other => panic!("{other:?}"),
         }
         let recreates = [
-            table(&[("contact_id", "int", false, ""), ("name", "nvarchar(20)", false, "default (N'')")]),
-            table(&[("contact_id", "int", false, ""), ("name", "nvarchar(10)", false, "default (N'')"), ("n", "smallint", true, "")]),
-            table(&[("contact_id", "int", false, ""), ("name", "nvarchar(20)", false, "default (N'')"), ("n", "smallint", false, "")]),
-            table(&[("contact_id", "bigint", false, ""), ("name", "nvarchar(20)", false, "default (N'')"), ("n", "smallint", true, "")]),
-            table(&[("contact_id", "int", false, ""), ("name", "nvarchar(20)", false, "default (N'')"), ("n", "smallint", true, ""), ("m", "int", false, "")]),
+            table(&[
+                ("contact_id", "int", false, ""),
+                ("name", "nvarchar(20)", false, "default (N'')"),
+            ]),
+            table(&[
+                ("contact_id", "int", false, ""),
+                ("name", "nvarchar(10)", false, "default (N'')"),
+                ("n", "smallint", true, ""),
+            ]),
+            table(&[
+                ("contact_id", "int", false, ""),
+                ("name", "nvarchar(20)", false, "default (N'')"),
+                ("n", "smallint", false, ""),
+            ]),
+            table(&[
+                ("contact_id", "bigint", false, ""),
+                ("name", "nvarchar(20)", false, "default (N'')"),
+                ("n", "smallint", true, ""),
+            ]),
+            table(&[
+                ("contact_id", "int", false, ""),
+                ("name", "nvarchar(20)", false, "default (N'')"),
+                ("n", "smallint", true, ""),
+                ("m", "int", false, ""),
+            ]),
         ];
         for new in recreates {
-            assert!(matches!(diff(&old, &new), SchemaChange::Recreate { .. }), "{new:?}");
+            assert!(
+                matches!(diff(&old, &new), SchemaChange::Recreate { .. }),
+                "{new:?}"
+            );
         }
         let with_default = table(&[
             ("contact_id", "int", false, ""),
@@ -479,12 +545,16 @@ mod tests {
         known.schema = Some(a.clone());
         known.lsn = 42;
         let states: HashMap<String, TableState> = [("contact".to_owned(), known.clone())].into();
-        let all: HashSet<String> = ["contact".to_owned(), "person".to_owned(), "old".to_owned()].into();
+        let all: HashSet<String> =
+            ["contact".to_owned(), "person".to_owned(), "old".to_owned()].into();
 
         // Known table kept; a table with no state row recreated; absent table dropped.
         let plan = plan_schema(&incoming, &states, &all, true);
         assert_eq!(plan.tables[0].action, TableAction::Keep);
-        assert!(matches!(plan.tables[1].action, TableAction::Recreate { .. }));
+        assert!(matches!(
+            plan.tables[1].action,
+            TableAction::Recreate { .. }
+        ));
         assert_eq!(plan.drop, vec!["old".to_owned()]);
         // Kept when configured so.
         assert!(plan_schema(&incoming, &states, &all, false).drop.is_empty());

@@ -36,7 +36,10 @@ impl Application {
 
     /// Builds the worker around any mirror target (the engine, or a wrapper around it that
     /// injects faults).
-    pub async fn build_with(settings: Settings, mirror: Arc<dyn Mirror>) -> anyhow::Result<Application> {
+    pub async fn build_with(
+        settings: Settings,
+        mirror: Arc<dyn Mirror>,
+    ) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(&settings.metrics.listen)
             .await
             .with_context(|| {

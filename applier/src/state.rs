@@ -173,7 +173,10 @@ mod tests {
         s.quarantine("bad".into());
         assert_eq!((s.lsn, s.epoch), (RESEND_ALL, 0));
         s.reset(None);
-        assert_eq!((s.lsn, s.epoch, s.quarantine.clone(), s.loading), (-1, 1, None, true));
+        assert_eq!(
+            (s.lsn, s.epoch, s.quarantine.clone(), s.loading),
+            (-1, 1, None, true)
+        );
     }
 
     #[test]
@@ -196,7 +199,10 @@ mod tests {
 
     #[test]
     fn state_table_names_are_reserved() {
-        assert_eq!(state_table("Cust1", suffix::APPLIED), "Cust1_mirroring_applied");
+        assert_eq!(
+            state_table("Cust1", suffix::APPLIED),
+            "Cust1_mirroring_applied"
+        );
         assert!(is_reserved("Cust1", "cust1_mirroring"));
         assert!(is_reserved("Cust1", "Cust1_mirroring_parked"));
         assert!(!is_reserved("Cust1", "contact"));

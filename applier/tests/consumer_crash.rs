@@ -74,9 +74,11 @@ async fn a_batch_committed_but_not_acknowledged_is_not_applied_twice() {
     worker.handle.abort();
     worker.shutdown.cancel();
     let queue = h.partition_queue();
-    eventually("the unacknowledged batch back in the queue", WAIT, || async {
-        (h.ready(&queue).await == 1).then_some(())
-    })
+    eventually(
+        "the unacknowledged batch back in the queue",
+        WAIT,
+        || async { (h.ready(&queue).await == 1).then_some(()) },
+    )
     .await;
 
     let worker = h.start().await;

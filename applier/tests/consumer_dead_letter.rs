@@ -53,15 +53,18 @@ async fn a_failing_batch_is_dead_lettered_and_only_its_table_quarantined() {
         .await;
 
     eventually("the later contact batch to be parked", WAIT, || async {
-        (worker.metric(r#"mirror_applier_messages_total{kind="RowData",outcome="parked"}"#)
-            == 1.0)
+        (worker.metric(r#"mirror_applier_messages_total{kind="RowData",outcome="parked"}"#) == 1.0)
             .then_some(())
     })
     .await;
     let letters = h.take_dead_letters().await;
     assert_eq!(letters.len(), 1);
     let letter = &letters[0];
-    assert_eq!(letter.data, wire::encode(&poison).unwrap(), "the original body");
+    assert_eq!(
+        letter.data,
+        wire::encode(&poison).unwrap(),
+        "the original body"
+    );
     let props = &letter.properties;
     assert_eq!(
         props.message_id().as_ref().map(|s| s.to_string()),
@@ -74,9 +77,18 @@ async fn a_failing_batch_is_dead_lettered_and_only_its_table_quarantined() {
         Some(poison.trace_id.clone())
     );
     let reason = text(header(props, header::REASON)).unwrap();
-    assert!(reason.contains("contact") && reason.contains("values"), "{reason}");
-    assert_eq!(text(header(props, header::TABLE)).as_deref(), Some("contact"));
-    assert_eq!(header(props, header::ATTEMPTS), Some(&AMQPValue::LongLongInt(1)));
+    assert!(
+        reason.contains("contact") && reason.contains("values"),
+        "{reason}"
+    );
+    assert_eq!(
+        text(header(props, header::TABLE)).as_deref(),
+        Some("contact")
+    );
+    assert_eq!(
+        header(props, header::ATTEMPTS),
+        Some(&AMQPValue::LongLongInt(1))
+    );
     assert_eq!(
         header(props, header::PARTITION),
         Some(&AMQPValue::LongLongInt(i64::from(
@@ -90,12 +102,14 @@ async fn a_failing_batch_is_dead_lettered_and_only_its_table_quarantined() {
             h.tenant
         ))
         .await;
-    assert_eq!(header(props, header::EPOCH), Some(&AMQPValue::LongLongInt(epoch)));
+    assert_eq!(
+        header(props, header::EPOCH),
+        Some(&AMQPValue::LongLongInt(epoch))
+    );
 
     // contact is quarantined (LSN -1: the next cycle reloads it); person is untouched.
-    let state = h
-        .pg
-        .query(
+    let state =
+        h.pg.query(
             &format!(
                 r#"SELECT tablename, lsn, quarantine IS NOT NULL FROM "{}"."{}_mirroring"
                    ORDER BY tablename"#,

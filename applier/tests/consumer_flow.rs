@@ -7,17 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
 use mirror_applier::consumer::Mirror;
 use mirror_applier::engine::{Applied, Engine, Quarantine};
 use mirror_applier::error::ApplyError;
-use mirror_common::topology::CONTENT_TYPE;
-use mirror_common::wire::{self, Envelope, Kind, SchemaReply, TableLsn};
+use mirror_common::wire::{Envelope, Kind, SchemaReply, TableLsn};
 use tokio::sync::Notify;
 
-use consumer_support::{Harness, eventually, rows_message, schema_message};
+use consumer_support::{Harness, eventually, next_reply, rows_message, schema_message};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -95,8 +93,9 @@ async fn answers_table_schema_through_direct_reply_to() {
         )
         .await
         .unwrap();
-    ask(&h, h.envelope(schema_message(&["contact", "person"])), "first").await;
-    let (correlation, reply) = next_reply(&mut replies).await;
+    h.ask(h.envelope(schema_message(&["contact", "person"])), "first")
+        .await;
+    let (correlation, reply) = next_reply(&mut replies, WAIT).await;
     assert_eq!(correlation.as_deref(), Some("first"));
     let SchemaReply::Applied { mut lsns } = reply else {
         panic!("expected LSNs, got {reply:?}");
@@ -119,8 +118,9 @@ async fn answers_table_schema_through_direct_reply_to() {
     // After rows with an LSN, the next TableSchema reports it.
     h.publish(&h.envelope(rows_message("contact", 1234, &[(1, "one")])))
         .await;
-    ask(&h, h.envelope(schema_message(&["contact", "person"])), "second").await;
-    let (correlation, reply) = next_reply(&mut replies).await;
+    h.ask(h.envelope(schema_message(&["contact", "person"])), "second")
+        .await;
+    let (correlation, reply) = next_reply(&mut replies, WAIT).await;
     assert_eq!(correlation.as_deref(), Some("second"));
     let SchemaReply::Applied { lsns } = reply else {
         panic!("expected LSNs, got {reply:?}");
@@ -132,16 +132,19 @@ async fn answers_table_schema_through_direct_reply_to() {
 
     // A schema the mirror cannot take is answered with the failure, and dead-lettered.
     let reserved = format!("{}_mirroring_extra", h.tenant.to_lowercase());
-    ask(&h, h.envelope(schema_message(&[reserved.as_str()])), "third").await;
-    let (correlation, reply) = next_reply(&mut replies).await;
+    h.ask(h.envelope(schema_message(&[reserved.as_str()])), "third")
+        .await;
+    let (correlation, reply) = next_reply(&mut replies, WAIT).await;
     assert_eq!(correlation.as_deref(), Some("third"));
     match reply {
         SchemaReply::Failed { error } => assert!(error.contains("reserved"), "{error}"),
         other => panic!("expected a failure, got {other:?}"),
     }
-    eventually("the failed schema in the dead-letter queue", WAIT, || async {
-        (h.ready(&h.topology.dead_letter_queue()).await == 1).then_some(())
-    })
+    eventually(
+        "the failed schema in the dead-letter queue",
+        WAIT,
+        || async { (h.ready(&h.topology.dead_letter_queue()).await == 1).then_some(()) },
+    )
     .await;
     assert_eq!(
         worker.metric(r#"mirror_applier_schema_replies_total{outcome="applied"}"#),
@@ -153,36 +156,6 @@ async fn answers_table_schema_through_direct_reply_to() {
     );
     worker.stop().await;
     h.cleanup().await;
-}
-
-/// Publishes a TableSchema request that asks for a direct reply-to answer. Direct reply-to needs
-/// the request to go out on the channel that consumes the replies: the harness channel.
-async fn ask(h: &Harness, envelope: Envelope, correlation: &str) {
-    let properties = h
-        .properties(&envelope)
-        .with_reply_to("amq.rabbitmq.reply-to".into())
-        .with_correlation_id(correlation.into());
-    h.publish_raw(&wire::encode(&envelope).unwrap(), properties)
-        .await;
-}
-
-/// The next answer on the reply-to consumer: its correlation id and the decoded reply.
-async fn next_reply(replies: &mut lapin::Consumer) -> (Option<String>, SchemaReply) {
-    let delivery = tokio::time::timeout(WAIT, replies.next())
-        .await
-        .expect("a schema reply")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        delivery.properties.content_type().as_ref().map(|s| s.as_str()),
-        Some(CONTENT_TYPE)
-    );
-    let correlation = delivery
-        .properties
-        .correlation_id()
-        .as_ref()
-        .map(|s| s.as_str().to_owned());
-    (correlation, wire::decode::<SchemaReply>(&delivery.data).unwrap())
 }
 
 #[tokio::test]
@@ -271,7 +244,10 @@ async fn shutdown_finishes_the_message_in_hand_and_takes_no_more() {
         .unwrap()
         .unwrap();
 
-    assert_eq!(h.rows("contact").await, vec![(1, Some("in hand".to_owned()))]);
+    assert_eq!(
+        h.rows("contact").await,
+        vec![(1, Some("in hand".to_owned()))]
+    );
     // The batch in hand was acknowledged; the next one went back to the queue untouched.
     let queue = h.partition_queue();
     assert_eq!(h.ready(&queue).await, 1);

@@ -8,7 +8,7 @@ use mirror_applier::engine::Applied;
 use mirror_applier::error::ApplyError;
 use mirror_common::wire::Message;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insert_update_delete_and_their_missing_row_cases() {
     let h = Harness::new().await;
     let t = simple("contact");
@@ -44,7 +44,7 @@ async fn insert_update_delete_and_their_missing_row_cases() {
     assert_eq!(h.state("contact").await.unwrap().0, 100);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_batch_collapses_insert_update_delete_of_one_key() {
     let h = Harness::new().await;
     let t = simple("person");
@@ -59,7 +59,7 @@ async fn one_batch_collapses_insert_update_delete_of_one_key() {
     assert_eq!(h.key_text("person", "name").await, vec![(5, Some("final".into()))]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lsn_is_stored_only_when_positive_and_greater() {
     let h = Harness::new().await;
     let t = simple("sale");
@@ -76,7 +76,7 @@ async fn lsn_is_stored_only_when_positive_and_greater() {
     assert_eq!(h.schema_call(std::slice::from_ref(&t)).await, vec![("sale".into(), 500)]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_bulk_loads_and_falls_back_to_merging_on_existing_keys() {
     let h = Harness::new().await;
     let t = simple("doc");
@@ -98,7 +98,7 @@ async fn a_reload_bulk_loads_and_falls_back_to_merging_on_existing_keys() {
     assert_eq!(h.state("doc").await.unwrap().0, 9);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_for_unknown_tables_or_other_schemas_fail_permanently() {
     let h = Harness::new().await;
     let t = simple("contact");
@@ -130,7 +130,7 @@ async fn rows_for_unknown_tables_or_other_schemas_fail_permanently() {
     assert!(!err.is_transient());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_apply_concurrently_on_separate_schemas() {
     let (a, b) = tokio::join!(Harness::new(), Harness::new());
     let t = simple("contact");

@@ -189,7 +189,11 @@ mod tests {
         RawRowBatch {
             table: table(
                 "t",
-                &[("t_id", "int", false), ("name", "nvarchar(5)", true), ("updated", "datetime", false)],
+                &[
+                    ("t_id", "int", false),
+                    ("name", "nvarchar(5)", true),
+                    ("updated", "datetime", false),
+                ],
             ),
             lsn: 7,
             rows,
@@ -199,8 +203,22 @@ mod tests {
     #[test]
     fn decodes_inserts_updates_and_deletes() {
         let decoded = decode_batches(&[batch(vec![
-            row("I", &[Some("[I:1]"), None, Some("[DT:01/02/2021 03:04:05.0000000]")]),
-            row("U", &[Some("[I:2]"), Some(" x "), Some("[DT:01/01/1760 00:00:00.0000000]")]),
+            row(
+                "I",
+                &[
+                    Some("[I:1]"),
+                    None,
+                    Some("[DT:01/02/2021 03:04:05.0000000]"),
+                ],
+            ),
+            row(
+                "U",
+                &[
+                    Some("[I:2]"),
+                    Some(" x "),
+                    Some("[DT:01/01/1760 00:00:00.0000000]"),
+                ],
+            ),
             row("D", &[Some("[I:3]"), Some("ignored"), Some("not a date")]),
         ])])
         .unwrap();
@@ -218,7 +236,14 @@ mod tests {
     #[test]
     fn errors_name_table_row_and_column() {
         let err = decode_batches(&[batch(vec![
-            row("I", &[Some("[I:1]"), None, Some("[DT:01/02/2021 03:04:05.0000000]")]),
+            row(
+                "I",
+                &[
+                    Some("[I:1]"),
+                    None,
+                    Some("[DT:01/02/2021 03:04:05.0000000]"),
+                ],
+            ),
             row("I", &[Some("[I:2]"), None, Some("[DT:x]")]),
         ])])
         .unwrap_err();
@@ -231,7 +256,10 @@ mod tests {
         let err = decode_batches(&[batch(vec![row("X", &[])])]).unwrap_err();
         assert_eq!(err.to_string(), "table t, row 0: unknown operation \"X\"");
         let err = decode_batches(&[batch(vec![row("D", &[])])]).unwrap_err();
-        assert_eq!(err.to_string(), "table t, row 0: a delete without a key value");
+        assert_eq!(
+            err.to_string(),
+            "table t, row 0: a delete without a key value"
+        );
         let err = decode_batches(&[batch(vec![row("D", &[None])])]).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -242,7 +270,10 @@ mod tests {
     #[test]
     fn batch_index_appears_when_there_are_several() {
         let good = batch(vec![row("I", &[Some("1"), None, Some("01/01/2020")])]);
-        let bad = batch(vec![row("I", &[Some("1"), Some("toolong"), Some("01/01/2020")])]);
+        let bad = batch(vec![row(
+            "I",
+            &[Some("1"), Some("toolong"), Some("01/01/2020")],
+        )]);
         let err = decode_batches(&[good, bad]).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -52,7 +52,10 @@ fn malformed_xml_is_unreadable() {
         let err = error_of(&xml);
         assert!(matches!(err, SoapError::Malformed { .. }), "{err:?}");
         assert!(err.is_unreadable());
-        assert!(err.to_string().starts_with("malformed XML at byte "), "{err}");
+        assert!(
+            err.to_string().starts_with("malformed XML at byte "),
+            "{err}"
+        );
     }
 }
 
@@ -92,9 +95,15 @@ fn unknown_entity_references_are_refused() {
     let err = error_of(&rowdata_with("Nonnast, Leon", "Nonnast, &xxe;"));
     assert_eq!(err, SoapError::UnknownEntity("xxe".into()));
     assert!(err.is_unreadable());
-    assert!(err.to_string().starts_with("unknown entity reference &xxe;"));
+    assert!(
+        err.to_string()
+            .starts_with("unknown entity reference &xxe;")
+    );
     // The same inside a skipped header entry.
-    let xml = rowdata_with("<s:Header>", "<s:Header><x:Other xmlns:x=\"urn:x\">&nbsp;</x:Other>");
+    let xml = rowdata_with(
+        "<s:Header>",
+        "<s:Header><x:Other xmlns:x=\"urn:x\">&nbsp;</x:Other>",
+    );
     assert_eq!(error_of(&xml), SoapError::UnknownEntity("nbsp".into()));
 }
 
@@ -107,10 +116,17 @@ fn nesting_deeper_than_the_limit_is_refused() {
     assert_eq!(err, SoapError::TooDeep { limit: 8 });
     assert!(err.is_unreadable());
     // Deep nesting in a part that would be skipped is refused too.
-    let deep = format!("{}{}", "<x:d xmlns:x=\"urn:x\">".repeat(40), "</x:d>".repeat(40));
+    let deep = format!(
+        "{}{}",
+        "<x:d xmlns:x=\"urn:x\">".repeat(40),
+        "</x:d>".repeat(40)
+    );
     let err = error_of(&rowdata_with("<s:Header>", &format!("<s:Header>{deep}")));
     assert_eq!(err, SoapError::TooDeep { limit: 32 });
-    assert_eq!(err.to_string(), "elements are nested deeper than the limit of 32 levels");
+    assert_eq!(
+        err.to_string(),
+        "elements are nested deeper than the limit of 32 levels"
+    );
 }
 
 #[test]
@@ -174,12 +190,18 @@ fn missing_or_blank_token_is_a_content_error() {
         &xml[..start],
         &xml[end..]
     );
-    let no_header = xml.replace(&xml[xml.find("<s:Header>").unwrap()..xml.find("<s:Body>").unwrap()], "");
+    let no_header = xml.replace(
+        &xml[xml.find("<s:Header>").unwrap()..xml.find("<s:Body>").unwrap()],
+        "",
+    );
     for xml in [without, blank, other_ns, no_header] {
         let err = error_of(&xml);
         assert_eq!(err, SoapError::MissingToken);
         assert!(!err.is_unreadable());
-        assert_eq!(err.to_string(), "the SignedToken header is missing or empty");
+        assert_eq!(
+            err.to_string(),
+            "the SignedToken header is missing or empty"
+        );
     }
 }
 
@@ -191,7 +213,10 @@ fn content_errors_name_their_place() {
             "RowDataRequest/DataBatches/RowDataBatch[0]/LSN: \"15x\" is not a valid 64-bit integer",
         ),
         (
-            rowdata_with("<a:LSN>1506269</a:LSN>", "<a:LSN>99999999999999999999</a:LSN>"),
+            rowdata_with(
+                "<a:LSN>1506269</a:LSN>",
+                "<a:LSN>99999999999999999999</a:LSN>",
+            ),
             "RowDataRequest/DataBatches/RowDataBatch[0]/LSN: \"99999999999999999999\" is not a valid 64-bit integer",
         ),
         (
@@ -211,7 +236,10 @@ fn content_errors_name_their_place() {
             "RowDataRequest/DataBatches/RowDataBatch[0]/LSN: element LSN is nil but a value is required",
         ),
         (
-            rowdata_with("<a:IsNullable>false</a:IsNullable>", "<a:IsNullable>False</a:IsNullable>"),
+            rowdata_with(
+                "<a:IsNullable>false</a:IsNullable>",
+                "<a:IsNullable>False</a:IsNullable>",
+            ),
             "RowDataRequest/DataBatches/RowDataBatch[0]/TableInfo/Columns/ColumnInfo[0]/IsNullable: \"False\" is not a valid boolean (true or false)",
         ),
         (
@@ -223,7 +251,10 @@ fn content_errors_name_their_place() {
             "RowDataRequest/DataBatches/RowDataBatch[0]/Data/RowData[0]: missing element Operation",
         ),
         (
-            rowdata_with("<a:TableName>invitation</a:TableName>", "<TableName>invitation</TableName>"),
+            rowdata_with(
+                "<a:TableName>invitation</a:TableName>",
+                "<TableName>invitation</TableName>",
+            ),
             "RowDataRequest/DataBatches/RowDataBatch[0]/TableInfo: unexpected element {http://www.superoffice.com/online/mirroring/0.1}TableName",
         ),
         (
@@ -231,11 +262,17 @@ fn content_errors_name_their_place() {
             "RowDataRequest/DataBatches/RowDataBatch[0]/Data/RowData[0]/ColumnValues: unexpected element {http://schemas.datacontract.org/2004/07/SuperOffice.Online.Mirroring.Contract.V1}string",
         ),
         (
-            rowdata_with("<b:string>[I:0]</b:string>", "<b:string>[I:<b>0</b>]</b:string>"),
+            rowdata_with(
+                "<b:string>[I:0]</b:string>",
+                "<b:string>[I:<b>0</b>]</b:string>",
+            ),
             "RowDataRequest/DataBatches/RowDataBatch[0]/Data/RowData[0]/ColumnValues/string[2]: unexpected element {http://www.superoffice.com/online/mirroring/0.1}b",
         ),
         (
-            rowdata_with("<b:string>[I:0]</b:string>", "<b:string i:nil=\"true\">[I:0]</b:string>"),
+            rowdata_with(
+                "<b:string>[I:0]</b:string>",
+                "<b:string i:nil=\"true\">[I:0]</b:string>",
+            ),
             "RowDataRequest/DataBatches/RowDataBatch[0]/Data/RowData[0]/ColumnValues/string[2]: element string is nil but has content",
         ),
         (
@@ -252,15 +289,22 @@ fn content_errors_name_their_place() {
             "RowDataRequest/DataBatches: unexpected element {http://schemas.datacontract.org/2004/07/SuperOffice.Online.Mirroring.Contract.V1}RowDataBatchX",
         ),
         (
-            rowdata_with("</RowDataRequest>", "</RowDataRequest><Extra xmlns=\"urn:x\"/>"),
+            rowdata_with(
+                "</RowDataRequest>",
+                "</RowDataRequest><Extra xmlns=\"urn:x\"/>",
+            ),
             "Body: unexpected element {urn:x}Extra",
         ),
         (
-            envelope(&format!("<RowDataRequest xmlns=\"{MIRRORING}\"><ClientState/></RowDataRequest>")),
+            envelope(&format!(
+                "<RowDataRequest xmlns=\"{MIRRORING}\"><ClientState/></RowDataRequest>"
+            )),
             "RowDataRequest: missing element DataBatches",
         ),
         (
-            envelope(&format!("<WipeRequest xmlns=\"{MIRRORING}\"><TableName xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\" i:nil=\"true\"/></WipeRequest>")),
+            envelope(&format!(
+                "<WipeRequest xmlns=\"{MIRRORING}\"><TableName xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\" i:nil=\"true\"/></WipeRequest>"
+            )),
             "WipeRequest/TableName: element TableName is nil but a value is required",
         ),
         (
@@ -304,21 +348,33 @@ fn bad_rows_are_refused_by_batch_decoding() {
         &xml[..last_value],
         &xml[last_value + "<b:string>[DT:01/01/1760 00:00:00.0000000]</b:string>".len()..]
     );
-    assert_eq!(decode(&short), "table invitation, row 1: 13 values for 14 columns");
+    assert_eq!(
+        decode(&short),
+        "table invitation, row 1: 13 values for 14 columns"
+    );
     assert_eq!(
         decode(&rowdata_with("[DT:05/18/2020 08:40:45.0000000]", "[DT:x]")),
         "table invitation, row 0, column updated (datetime): \"[DT:x]\" is not a valid datetime value"
     );
     assert_eq!(
-        decode(&rowdata_with("<a:Operation>I</a:Operation>", "<a:Operation>X</a:Operation>")),
+        decode(&rowdata_with(
+            "<a:Operation>I</a:Operation>",
+            "<a:Operation>X</a:Operation>"
+        )),
         "table invitation, row 0: unknown operation \"X\""
     );
     assert_eq!(
-        decode(&rowdata_with("<a:Type>smallint</a:Type>", "<a:Type>money</a:Type>")),
+        decode(&rowdata_with(
+            "<a:Type>smallint</a:Type>",
+            "<a:Type>money</a:Type>"
+        )),
         "table invitation: column updatedcount: unsupported column type \"money\""
     );
     assert_eq!(
-        decode(&rowdata_with("<b:string>[I:1]</b:string>", "<b:string i:nil=\"true\"/>")),
+        decode(&rowdata_with(
+            "<b:string>[I:1]</b:string>",
+            "<b:string i:nil=\"true\"/>"
+        )),
         "table invitation, row 0, column invitation_id (int): NULL in a non-nullable int column"
     );
 }

@@ -89,10 +89,20 @@ fn rowdata_request_fixture() {
         assert_eq!(row.operation, "I");
         assert_eq!(row.values.len(), 14);
         // Nothing needed unescaping, so every value borrows from the body.
-        assert!(row.values.iter().all(|v| matches!(v, Some(Cow::Borrowed(_)))));
+        assert!(
+            row.values
+                .iter()
+                .all(|v| matches!(v, Some(Cow::Borrowed(_))))
+        );
     }
-    assert_eq!(batch.rows[1].values[10].as_deref(), Some("Dennis.Kessler@melchers.de"));
-    assert_eq!(batch.rows[0].values[3].as_deref(), Some("[DT:05/18/2020 10:40:43.0000000]"));
+    assert_eq!(
+        batch.rows[1].values[10].as_deref(),
+        Some("Dennis.Kessler@melchers.de")
+    );
+    assert_eq!(
+        batch.rows[0].values[3].as_deref(),
+        Some("[DT:05/18/2020 10:40:43.0000000]")
+    );
 
     let decoded = decode_batches(batches).unwrap();
     assert_eq!(decoded.len(), 1);
@@ -125,7 +135,10 @@ fn rowdata_request_fixture() {
     );
     assert_eq!(typed.rows[1].values[0], Value::Int(2));
     assert_eq!(typed.rows[1].values[4], Value::Int(137));
-    assert_eq!(typed.rows[1].values[11], Value::Text("Kessler, Dennis".into()));
+    assert_eq!(
+        typed.rows[1].values[11],
+        Value::Text("Kessler, Dennis".into())
+    );
 }
 
 #[test]
@@ -152,13 +165,23 @@ fn tableschema_request_fixture() {
 
     let access = &tables[0].columns;
     assert_eq!(access.len(), 3);
-    assert_eq!((access[0].name.as_str(), access[0].ty.as_str(), access[0].nullable), ("id", "int", false));
+    assert_eq!(
+        (
+            access[0].name.as_str(),
+            access[0].ty.as_str(),
+            access[0].nullable
+        ),
+        ("id", "int", false)
+    );
     assert_eq!(access[1].default, "default (N'')");
     assert_eq!(access[2].ty, "nvarchar(max)");
     assert_eq!(access[2].default, "");
     assert_eq!(table("contact").columns.len(), 38);
     assert_eq!(table("udappntsmall").columns.len(), 111);
-    assert_eq!(column("attachment", "dbi_agent_id").default, "default ((-1))");
+    assert_eq!(
+        column("attachment", "dbi_agent_id").default,
+        "default ((-1))"
+    );
     assert_eq!(
         column("ticket", "created_at").default,
         "default (N'1760-01-01 00:00:00')"
@@ -171,7 +194,11 @@ fn tableschema_request_fixture() {
     let validated = validate_tables(tables).unwrap();
     assert_eq!(validated.len(), 413);
     let attachment = validated.iter().find(|t| t.name == "attachment").unwrap();
-    let agent = attachment.columns.iter().find(|c| c.name == "dbi_agent_id").unwrap();
+    let agent = attachment
+        .columns
+        .iter()
+        .find(|c| c.name == "dbi_agent_id")
+        .unwrap();
     assert_eq!(agent.default, Some(DefaultValue::Integer(-1)));
 }
 
@@ -237,7 +264,11 @@ fn tableschema_response_matches_fixture() {
         .iter()
         .map(|t| TableLsn {
             table: t.name.clone(),
-            lsn: if bumped.contains(&t.name.as_str()) { 1_506_336 } else { 1_506_269 },
+            lsn: if bumped.contains(&t.name.as_str()) {
+                1_506_336
+            } else {
+                1_506_269
+            },
         })
         .collect();
     assert_eq!(lsns.len(), 413);
@@ -255,7 +286,10 @@ fn tableschema_response_matches_fixture() {
 #[test]
 fn outcome_only_responses_match_fixtures() {
     for (name, response) in [
-        ("rowdata-response.xml", Response::RowData(Outcome::success())),
+        (
+            "rowdata-response.xml",
+            Response::RowData(Outcome::success()),
+        ),
         ("wipe-response.xml", Response::Wipe(Outcome::success())),
         (
             "replication-completed-response.xml",
@@ -276,7 +310,10 @@ fn the_comparer_notices_differences() {
         let result = std::panic::catch_unwind(|| {
             assert_same_xml(different.as_bytes(), &fixture("wipe-response.xml"))
         });
-        assert!(result.is_err(), "{different} should differ from the fixture");
+        assert!(
+            result.is_err(),
+            "{different} should differ from the fixture"
+        );
     }
     assert_same_xml(ok.as_bytes(), &fixture("wipe-response.xml"));
 }

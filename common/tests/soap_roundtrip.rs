@@ -27,7 +27,12 @@ fn table(name: &str) -> RawTableSchema {
         columns: vec![
             column(&format!("{name}_id"), "int", false, ""),
             column("text", "nvarchar(max)", true, "default (N'')"),
-            column("when", "datetime", false, "default (N'1760-01-01 00:00:00')"),
+            column(
+                "when",
+                "datetime",
+                false,
+                "default (N'1760-01-01 00:00:00')",
+            ),
         ],
     }
 }
@@ -42,8 +47,8 @@ fn request(body: RequestBody<'_>) -> Request<'_> {
 
 fn round_trip(request: &Request<'_>) {
     let xml = render_request(&request.token, request);
-    let parsed = parse_request(xml.as_bytes(), &Limits::default())
-        .unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let parsed =
+        parse_request(xml.as_bytes(), &Limits::default()).unwrap_or_else(|e| panic!("{e}\n{xml}"));
     assert_eq!(&parsed, request);
 }
 
@@ -110,8 +115,8 @@ fn the_header_token_is_the_one_given_to_render() {
 
 fn response_round_trip(response: &Response) {
     let xml = render_response(response);
-    let parsed = parse_response(xml.as_bytes(), &Limits::default())
-        .unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let parsed =
+        parse_response(xml.as_bytes(), &Limits::default()).unwrap_or_else(|e| panic!("{e}\n{xml}"));
     assert_eq!(&parsed, response);
 }
 
@@ -223,7 +228,12 @@ fn accepts_other_prefixes_orders_and_unknown_members() {
             ],
         }],
     };
-    assert_eq!(request.body, RequestBody::RowData { batches: vec![expected] });
+    assert_eq!(
+        request.body,
+        RequestBody::RowData {
+            batches: vec![expected]
+        }
+    );
 }
 
 /// Text that exercises escaping: markup characters, quotes, CR/LF, white space at the ends,
@@ -252,7 +262,11 @@ fn tricky_text() -> impl Strategy<Value = String> {
 
 fn raw_row() -> impl Strategy<Value = (String, Vec<Option<String>>)> {
     (
-        prop_oneof![Just("I".to_owned()), Just("U".to_owned()), Just("D".to_owned())],
+        prop_oneof![
+            Just("I".to_owned()),
+            Just("U".to_owned()),
+            Just("D".to_owned())
+        ],
         prop::collection::vec(prop::option::weighted(0.8, tricky_text()), 0..8),
     )
 }

@@ -194,3 +194,37 @@ fn router(path: &str, state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn build_error(settings: Settings) -> String {
+        Application::build(settings, BuildOptions::default())
+            .await
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn missing_settings_stop_start_up_naming_their_key() {
+        let mut settings = Settings::default();
+        settings.http.listen = "127.0.0.1:0".into();
+        let err = build_error(settings.clone()).await;
+        assert!(err.contains("MIRROR__AUTH__CLIENT_ID"), "{err}");
+
+        settings.auth.client_id = Some("6cf25376616343b38d14ddcd804f2891".into());
+        let err = build_error(settings.clone()).await;
+        assert!(err.contains("MIRROR__AUTH__PRIVATE_KEY_FILE"), "{err}");
+
+        settings.auth.private_key_file = Some("/nonexistent/key.xml".into());
+        settings.auth.environment = AuthEnvironment::Custom;
+        let err = build_error(settings.clone()).await;
+        assert!(err.contains("MIRROR__AUTH__CERTIFICATE_FILE"), "{err}");
+
+        settings.auth.environment = AuthEnvironment::Development;
+        let err = build_error(settings).await;
+        assert!(err.contains("MIRROR__AUTH__PRIVATE_KEY_FILE"), "{err}");
+        assert!(err.contains("/nonexistent/key.xml"), "{err}");
+    }
+}

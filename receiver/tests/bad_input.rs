@@ -2,6 +2,9 @@
 //! (SOAP fault or `IsSuccessful=false`) with a precise message, the queues stay empty, and the
 //! service answers a valid call afterwards.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use base64::Engine;

@@ -1,6 +1,9 @@
 //! The receiver end to end against the local RabbitMQ: what an accepted call leaves in the queues,
 //! what Authenticate answers, and the TableSchema request/reply.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use chrono::NaiveDate;
@@ -425,5 +428,38 @@ async fn health_routes_report_liveness_and_readiness() {
     let (status, text) = app.get("/metrics").await;
     assert_eq!(status, 200);
     assert!(text.contains(&format!("{} 1", metrics::BROKER_CONNECTED)));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_intake_but_lets_in_flight_calls_finish() {
+    let app = TestApp::spawn(|s| s.amqp.schema_reply_timeout_secs = 2).await;
+    app.wait_ready().await;
+    let partition = app.topology.partition_of(TENANT);
+    let in_flight = app.call(
+        TENANT,
+        RequestBody::TableSchema {
+            tables: vec![contact_table()],
+        },
+    );
+    let stop_while_waiting = async {
+        // The schema message is published: the call now waits for its reply.
+        eventually("the schema request to be queued", || async {
+            (app.ready_counts().await[usize::from(partition)] == 1).then_some(())
+        })
+        .await;
+        app.request_shutdown();
+    };
+    let (reply, ()) = tokio::join!(in_flight, stop_while_waiting);
+    assert_eq!(reply.outcome(), (false, MIRROR_BUSY.to_owned()));
+    eventually("the receiver to stop accepting calls", || async {
+        app.client
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
     app.stop().await;
 }

@@ -1,6 +1,9 @@
 //! SuperOffice's own captured requests, verified against its development certificate with the
 //! clock set inside each token's validity (they were issued on 2021-09-16/17).
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use base64::Engine;

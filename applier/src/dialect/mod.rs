@@ -78,7 +78,11 @@ pub trait Render: Send + Sync {
 
     /// Statements creating a mirror table: column 0 the primary key, NOT NULL per nullability,
     /// defaults.
-    fn create_table(&self, tenant: &Tenant, schema: &TableSchema) -> Result<Vec<String>, ApplyError>;
+    fn create_table(
+        &self,
+        tenant: &Tenant,
+        schema: &TableSchema,
+    ) -> Result<Vec<String>, ApplyError>;
 
     /// Statements altering a table in place, in order.
     fn alter_table(
@@ -133,7 +137,12 @@ pub trait Tx: Send {
     async fn delete_state(&mut self, table: &str) -> Result<(), ApplyError>;
 
     /// Appends a batch to its table's parked queue.
-    async fn park(&mut self, message_id: Uuid, epoch: i64, batch: &RowBatch) -> Result<(), ApplyError>;
+    async fn park(
+        &mut self,
+        message_id: Uuid,
+        epoch: i64,
+        batch: &RowBatch,
+    ) -> Result<(), ApplyError>;
     /// The table's parked batches, oldest first.
     async fn parked(&mut self, table: &str) -> Result<Vec<RowBatch>, ApplyError>;
     /// Drops the table's parked batches; returns how many.
@@ -166,6 +175,10 @@ pub trait Tx: Send {
         load: Load,
     ) -> Result<LoadOutcome, ApplyError>;
 
-    /// Commits. After an error the transaction is unusable; drop it.
+    /// Commits. After an error the transaction is unusable: roll it back or drop it.
     async fn commit(&mut self) -> Result<(), ApplyError>;
+
+    /// Rolls back and releases the connection. A `Tx` dropped without commit or rollback must
+    /// also roll back (e.g. by closing its connection), since a future can be cancelled anywhere.
+    async fn rollback(&mut self) -> Result<(), ApplyError>;
 }

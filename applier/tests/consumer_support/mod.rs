@@ -1,14 +1,15 @@
 //! Shared harness of the consumer suites: a unique queue prefix and tenant per test, publishing as
 //! the receiver does, a worker started on port 0, and checks against RabbitMQ and PostgreSQL.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -17,11 +18,11 @@ use mirror_applier::engine::Engine;
 use mirror_applier::metrics::Metrics;
 use mirror_applier::startup::Application;
 use mirror_common::config::{LogSettings, Settings};
-use mirror_common::telemetry;
 use mirror_common::schema::{Column, ColumnType, TableSchema};
+use mirror_common::telemetry;
 use mirror_common::topology::{self, CONTENT_TYPE, Topology, header};
 use mirror_common::value::Value;
-use mirror_common::wire::{self, Envelope, Message, Operation, Row, RowBatch};
+use mirror_common::wire::{self, Envelope, Message, Operation, Row, RowBatch, SchemaReply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
@@ -190,16 +191,24 @@ impl Harness {
         queue.message_count()
     }
 
+    /// Publishes a TableSchema request that asks for a direct reply-to answer. Direct reply-to needs
+    /// the request to go out on the channel that consumes the replies: the harness channel.
+    pub async fn ask(&self, envelope: Envelope, correlation: &str) {
+        let properties = self
+            .properties(&envelope)
+            .with_reply_to("amq.rabbitmq.reply-to".into())
+            .with_correlation_id(correlation.into());
+        self.publish_raw(&wire::encode(&envelope).unwrap(), properties)
+            .await;
+    }
+
     /// Takes every message out of the dead-letter queue.
     pub async fn take_dead_letters(&self) -> Vec<lapin::message::Delivery> {
         let queue = self.topology.dead_letter_queue();
         let mut letters = Vec::new();
         while let Some(message) = self
             .channel
-            .basic_get(
-                queue.as_str().into(),
-                BasicGetOptions { no_ack: true },
-            )
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
             .await
             .unwrap()
         {
@@ -299,7 +308,9 @@ async fn cleanup(
     topology: &Topology,
     storage: &str,
 ) {
-    let mut queues: Vec<String> = (0..topology.partitions).map(|p| topology.queue(p)).collect();
+    let mut queues: Vec<String> = (0..topology.partitions)
+        .map(|p| topology.queue(p))
+        .collect();
     queues.push(topology.dead_letter_queue());
     for queue in queues {
         let _ = channel
@@ -351,6 +362,35 @@ impl Worker {
     pub async fn get(&self, path: &str) -> (u16, String) {
         http_get(self.port, path).await
     }
+}
+
+/// The next answer on the reply-to consumer: its correlation id and the decoded reply.
+pub async fn next_reply(
+    replies: &mut lapin::Consumer,
+    wait: Duration,
+) -> (Option<String>, SchemaReply) {
+    let delivery = tokio::time::timeout(wait, replies.next())
+        .await
+        .expect("a schema reply")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        delivery
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|s| s.as_str()),
+        Some(CONTENT_TYPE)
+    );
+    let correlation = delivery
+        .properties
+        .correlation_id()
+        .as_ref()
+        .map(|s| s.as_str().to_owned());
+    (
+        correlation,
+        wire::decode::<SchemaReply>(&delivery.data).unwrap(),
+    )
 }
 
 /// A minimal HTTP/1.0 GET, enough for the probe endpoints.
@@ -417,5 +457,70 @@ pub fn rows_message(table_name: &str, lsn: i64, rows: &[(i32, &str)]) -> Message
                 })
                 .collect(),
         }],
+    }
+}
+
+/// A TCP proxy the test can cut: `down()` drops every open connection and refuses new ones
+/// until `up()`. Stands between a worker and RabbitMQ or PostgreSQL to simulate an outage.
+pub struct Proxy {
+    pub port: u16,
+    state: Arc<std::sync::Mutex<ProxyState>>,
+    task: JoinHandle<()>,
+}
+
+struct ProxyState {
+    up: bool,
+    connections: CancellationToken,
+}
+
+impl Proxy {
+    pub async fn start(target: &'static str) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(std::sync::Mutex::new(ProxyState {
+            up: true,
+            connections: CancellationToken::new(),
+        }));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let cut = {
+                    let state = shared.lock().unwrap();
+                    if !state.up {
+                        continue;
+                    }
+                    state.connections.clone()
+                };
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = cut.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, state, task }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub fn down(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.up = false;
+        state.connections.cancel();
+        state.connections = CancellationToken::new();
+    }
+
+    pub fn up(&self) {
+        self.state.lock().unwrap().up = true;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.down();
+        self.task.abort();
     }
 }

@@ -178,8 +178,12 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
-        // A fresh runtime on its own thread: this may run inside the test's runtime.
+        let sql = format!(
+            "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.schema
+        );
+        // A fresh runtime on its own thread: this runs inside the test's runtime, whose other
+        // worker keeps serving the engine's connections (tests use the multi-thread flavour).
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

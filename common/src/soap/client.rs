@@ -6,7 +6,9 @@ use super::envelope::parse_envelope;
 use super::error::SoapError;
 use super::reader::{Element, Ns, XmlReader};
 use super::writer::Xml;
-use super::{AuthenticateAnswer, Limits, Operation, Outcome, RawRowBatch, Request, RequestBody, Response};
+use super::{
+    AuthenticateAnswer, Limits, Operation, Outcome, RawRowBatch, Request, RequestBody, Response,
+};
 use crate::schema::RawTableSchema;
 use crate::wire::ReplicationSummary;
 
@@ -80,12 +82,17 @@ fn table_schema(x: &mut Xml, tag: &str, table: &RawTableSchema) {
     for column in &table.columns {
         x.open("a:ColumnInfo")
             .leaf("a:DefaultValue", &column.default)
-            .leaf("a:IsNullable", if column.nullable { "true" } else { "false" })
+            .leaf(
+                "a:IsNullable",
+                if column.nullable { "true" } else { "false" },
+            )
             .leaf("a:Name", &column.name)
             .leaf("a:Type", &column.ty)
             .close("a:ColumnInfo");
     }
-    x.close("a:Columns").leaf("a:TableName", &table.name).close(tag);
+    x.close("a:Columns")
+        .leaf("a:TableName", &table.name)
+        .close(tag);
 }
 
 fn row_batch(x: &mut Xml, batch: &RawRowBatch<'_>) {
@@ -175,7 +182,8 @@ fn response_body(r: &mut XmlReader<'_>, op: Operation) -> Result<Response, SoapE
             r.skip()?;
         }
     }
-    let [error, token, interfaces, build, client_state, json] = strings.map(Option::unwrap_or_default);
+    let [error, token, interfaces, build, client_state, json] =
+        strings.map(Option::unwrap_or_default);
     let outcome = Outcome {
         ok: required(ok, "IsSuccessful")?,
         error,

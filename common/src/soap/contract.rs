@@ -157,8 +157,16 @@ fn column(r: &mut XmlReader<'_>) -> Result<RawColumn, SoapError> {
         match field {
             "DefaultValue" => set(&mut default, field, string(r, &el).map_err(within)?)?,
             "IsNullable" => set(&mut nullable, field, boolean(r, &el).map_err(within)?)?,
-            "Name" => set(&mut name, field, non_nil(r, &el).map_err(within)?.into_owned())?,
-            "Type" => set(&mut ty, field, non_nil(r, &el).map_err(within)?.into_owned())?,
+            "Name" => set(
+                &mut name,
+                field,
+                non_nil(r, &el).map_err(within)?.into_owned(),
+            )?,
+            "Type" => set(
+                &mut ty,
+                field,
+                non_nil(r, &el).map_err(within)?.into_owned(),
+            )?,
             _ => r.skip()?,
         }
     }
@@ -248,7 +256,9 @@ fn column_values<'a>(
     let mut values = Vec::with_capacity(width);
     while let Some(item) = r.next_child()? {
         if !item.is(&Ns::Arrays, "string") {
-            return Err(SoapError::invalid(Problem::UnexpectedElement(item.display())));
+            return Err(SoapError::invalid(Problem::UnexpectedElement(
+                item.display(),
+            )));
         }
         let value = r
             .value(&item)
@@ -270,7 +280,11 @@ pub(crate) fn summary(r: &mut XmlReader<'_>) -> Result<ReplicationSummary, SoapE
         match field {
             "Deletes" => set(&mut deletes, field, int(r, &el).map_err(within)?)?,
             "Inserts" => set(&mut inserts, field, int(r, &el).map_err(within)?)?,
-            "TableName" => set(&mut table, field, non_nil(r, &el).map_err(within)?.into_owned())?,
+            "TableName" => set(
+                &mut table,
+                field,
+                non_nil(r, &el).map_err(within)?.into_owned(),
+            )?,
             "Updates" => set(&mut updates, field, int(r, &el).map_err(within)?)?,
             _ => r.skip()?,
         }
@@ -292,7 +306,11 @@ pub(crate) fn table_lsn(r: &mut XmlReader<'_>) -> Result<TableLsn, SoapError> {
         let within = |e: SoapError| e.within(field);
         match field {
             "LSN" => set(&mut lsn, field, long(r, &el).map_err(within)?)?,
-            "TableName" => set(&mut table, field, non_nil(r, &el).map_err(within)?.into_owned())?,
+            "TableName" => set(
+                &mut table,
+                field,
+                non_nil(r, &el).map_err(within)?.into_owned(),
+            )?,
             _ => r.skip()?,
         }
     }
@@ -311,7 +329,16 @@ mod tests {
         assert_eq!(parse_integer("1506269"), Some(1_506_269));
         assert_eq!(parse_integer("-1"), Some(-1));
         assert_eq!(parse_integer("+7"), Some(7));
-        for bad in ["", "-", "1.0", "1e3", "0x10", "1 2", "９", "99999999999999999999"] {
+        for bad in [
+            "",
+            "-",
+            "1.0",
+            "1e3",
+            "0x10",
+            "1 2",
+            "９",
+            "99999999999999999999",
+        ] {
             assert_eq!(parse_integer(bad), None, "{bad:?}");
         }
     }

@@ -41,7 +41,9 @@ fn walk<'a, T>(
     while let Some(el) = r.next_child().map_err(|e| e.within("Envelope"))? {
         if el.is(&Ns::Envelope, "Header") {
             if header_seen {
-                return Err(SoapError::invalid(Problem::Duplicate("Header".into())).within("Envelope"));
+                return Err(
+                    SoapError::invalid(Problem::Duplicate("Header".into())).within("Envelope")
+                );
             }
             header_seen = true;
             token = header(r).map_err(|e| e.within("Header"))?;
@@ -83,9 +85,7 @@ fn read_body<'a, T>(
         return Err(SoapError::UnknownOperation(el.display()));
     };
     if let Some(extra) = r.next_child().map_err(|e| e.within("Body"))? {
-        return Err(
-            SoapError::invalid(Problem::UnexpectedElement(extra.display())).within("Body"),
-        );
+        return Err(SoapError::invalid(Problem::UnexpectedElement(extra.display())).within("Body"));
     }
     Ok(value)
 }

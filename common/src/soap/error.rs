@@ -11,7 +11,9 @@ pub enum SoapError {
     #[error("malformed XML at byte {position}: {message}")]
     Malformed { position: u64, message: String },
     /// A `<!DOCTYPE …>`: refused outright, so no entity is ever defined or expanded.
-    #[error("DOCTYPE declarations are refused: SOAP messages carry no DTD and no entity definitions")]
+    #[error(
+        "DOCTYPE declarations are refused: SOAP messages carry no DTD and no entity definitions"
+    )]
     Doctype,
     /// `&name;` other than the five predefined entities and character references.
     #[error(

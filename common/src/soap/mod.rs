@@ -165,7 +165,9 @@ impl Response {
     /// `IsSuccessful` + `ErrorMessage` of any response.
     pub fn outcome(&self) -> &Outcome {
         match self {
-            Response::Authenticate { outcome, .. } | Response::TableSchema { outcome, .. } => outcome,
+            Response::Authenticate { outcome, .. } | Response::TableSchema { outcome, .. } => {
+                outcome
+            }
             Response::RowData(outcome)
             | Response::Wipe(outcome)
             | Response::ReplicationCompleted(outcome) => outcome,

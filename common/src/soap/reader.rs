@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 
 use quick_xml::NsReader;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesCData, BytesRef, BytesStart, BytesText, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 
 use super::error::{Problem, SoapError, excerpt};
@@ -90,12 +90,10 @@ enum Place {
 enum Node<'a> {
     Start(Element),
     End,
-    /// Character data, already decoded and end-of-line normalised; `blank` when it is literal
-    /// white space only (ignorable between elements).
-    Text {
-        text: Cow<'a, str>,
-        blank: bool,
-    },
+    /// Character data, decoded only where it is used: the white space between elements is
+    /// recognised on the raw bytes and never decoded.
+    Text(BytesText<'a>),
+    CData(BytesCData<'a>),
     Char(char),
     Eof,
 }
@@ -128,7 +126,7 @@ impl<'a> XmlReader<'a> {
             match self.next_node()? {
                 Node::Start(el) => return Ok(el),
                 Node::Eof => return Err(self.malformed("the document has no root element")),
-                Node::End | Node::Text { .. } | Node::Char(_) => {}
+                Node::End | Node::Text(_) | Node::CData(_) | Node::Char(_) => {}
             }
         }
     }
@@ -140,8 +138,14 @@ impl<'a> XmlReader<'a> {
             match self.next_node()? {
                 Node::Start(el) => return Ok(Some(el)),
                 Node::End => return Ok(None),
-                Node::Text { blank: true, .. } => {}
-                Node::Text { text, .. } => {
+                Node::Text(t) if is_blank(&t) => {}
+                Node::CData(c) if is_blank(&c) => {}
+                Node::Text(t) => {
+                    let text = self.decode(t.xml10_content())?;
+                    return Err(SoapError::invalid(Problem::UnexpectedText(excerpt(&text))));
+                }
+                Node::CData(c) => {
+                    let text = self.decode(c.xml10_content())?;
                     return Err(SoapError::invalid(Problem::UnexpectedText(excerpt(&text))));
                 }
                 Node::Char(c) => {
@@ -156,20 +160,23 @@ impl<'a> XmlReader<'a> {
     pub fn text(&mut self) -> Result<Cow<'a, str>, SoapError> {
         let mut acc: Cow<'a, str> = Cow::Borrowed("");
         loop {
-            match self.next_node()? {
-                Node::Text { text, .. } => {
-                    if acc.is_empty() {
-                        acc = text;
-                    } else {
-                        acc.to_mut().push_str(&text);
-                    }
+            let text = match self.next_node()? {
+                Node::Text(t) => self.decode(t.xml10_content())?,
+                Node::CData(c) => self.decode(c.xml10_content())?,
+                Node::Char(c) => {
+                    acc.to_mut().push(c);
+                    continue;
                 }
-                Node::Char(c) => acc.to_mut().push(c),
                 Node::End => return Ok(acc),
                 Node::Start(el) => {
                     return Err(SoapError::invalid(Problem::UnexpectedElement(el.display())));
                 }
                 Node::Eof => return Err(self.malformed("unexpected end of the document")),
+            };
+            if acc.is_empty() {
+                acc = text;
+            } else {
+                acc.to_mut().push_str(&text);
             }
         }
     }
@@ -183,7 +190,9 @@ impl<'a> XmlReader<'a> {
         if text.is_empty() {
             Ok(None)
         } else {
-            Err(SoapError::invalid(Problem::NilWithContent(el.name.to_string())))
+            Err(SoapError::invalid(Problem::NilWithContent(
+                el.name.to_string(),
+            )))
         }
     }
 
@@ -205,7 +214,7 @@ impl<'a> XmlReader<'a> {
         loop {
             match self.next_node()? {
                 Node::Eof => return Ok(()),
-                Node::Start(_) | Node::End | Node::Text { .. } | Node::Char(_) => {}
+                Node::Start(_) | Node::End | Node::Text(_) | Node::CData(_) | Node::Char(_) => {}
             }
         }
     }
@@ -222,10 +231,11 @@ impl<'a> XmlReader<'a> {
             return Ok(self.end());
         }
         loop {
-            let (start, empty) = match self.inner.read_resolved_event() {
-                Ok((resolved, Event::Start(e))) => (Some((owned_ns(resolved), e)), false),
-                Ok((resolved, Event::Empty(e))) => (Some((owned_ns(resolved), e)), true),
-                Ok((_, event)) => {
+            // Only starts need their namespace: resolving end tags too would be wasted work.
+            let (e, empty) = match self.inner.read_event() {
+                Ok(Event::Start(e)) => (e, false),
+                Ok(Event::Empty(e)) => (e, true),
+                Ok(event) => {
                     let first = !self.seen_event;
                     self.seen_event = true;
                     match self.other_event(event, first)? {
@@ -241,7 +251,7 @@ impl<'a> XmlReader<'a> {
                 }
             };
             self.seen_event = true;
-            let Some((ns, e)) = start else { continue };
+            let ns = owned_ns(self.inner.resolve_element(e.name()).0);
             return self.start(ns, &e, empty).map(Node::Start);
         }
     }
@@ -284,31 +294,28 @@ impl<'a> XmlReader<'a> {
     }
 
     /// Everything but element starts. `None` for events that carry nothing (comments, PIs).
-    fn other_event(&mut self, event: Event<'a>, first: bool) -> Result<Option<Node<'a>>, SoapError> {
+    fn other_event(
+        &mut self,
+        event: Event<'a>,
+        first: bool,
+    ) -> Result<Option<Node<'a>>, SoapError> {
         let inside = self.place == Place::Root;
         let node = match event {
             Event::End(_) => Some(self.end()),
             Event::Text(t) => {
-                let blank = t.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
                 if !inside {
-                    if blank {
+                    if is_blank(&t) {
                         return Ok(None);
                     }
                     return Err(self.malformed("text outside the root element"));
                 }
-                let text = t
-                    .xml10_content()
-                    .map_err(|e| self.malformed(&format!("text is not valid UTF-8: {e}")))?;
-                Some(Node::Text { text, blank })
+                Some(Node::Text(t))
             }
             Event::CData(c) => {
                 if !inside {
                     return Err(self.malformed("CDATA outside the root element"));
                 }
-                let text = c
-                    .xml10_content()
-                    .map_err(|e| self.malformed(&format!("CDATA is not valid UTF-8: {e}")))?;
-                Some(Node::Text { text, blank: false })
+                Some(Node::CData(c))
             }
             Event::GeneralRef(r) => {
                 if !inside {
@@ -405,12 +412,25 @@ impl<'a> XmlReader<'a> {
         Ok(nil)
     }
 
+    fn decode<E: std::fmt::Display>(
+        &self,
+        decoded: Result<Cow<'a, str>, E>,
+    ) -> Result<Cow<'a, str>, SoapError> {
+        decoded.map_err(|e| self.malformed(&format!("text is not valid UTF-8: {e}")))
+    }
+
     fn malformed(&self, message: &str) -> SoapError {
         SoapError::Malformed {
             position: self.inner.buffer_position(),
             message: message.to_owned(),
         }
     }
+}
+
+/// Literal XML white space only (character references do not count: they are text).
+fn is_blank(raw: &[u8]) -> bool {
+    raw.iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 fn owned_ns(resolved: ResolveResult<'_>) -> Result<Ns, Vec<u8>> {
@@ -551,17 +571,22 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_plain_xml() {
-        let cases: [(&str, fn(&SoapError) -> bool); 8] = [
+        type Check = fn(&SoapError) -> bool;
+        let cases: [(&str, Check); 8] = [
             ("<!DOCTYPE a><a/>", |e| *e == SoapError::Doctype),
-            ("<a>&ext;</a>", |e| matches!(e, SoapError::UnknownEntity(n) if n == "ext")),
+            (
+                "<a>&ext;</a>",
+                |e| matches!(e, SoapError::UnknownEntity(n) if n == "ext"),
+            ),
             ("<a>&#0;</a>", |e| matches!(e, SoapError::Malformed { .. })),
             ("<a></b>", |e| matches!(e, SoapError::Malformed { .. })),
             ("<a>", |e| matches!(e, SoapError::Malformed { .. })),
             ("<a/><b/>", |e| matches!(e, SoapError::Malformed { .. })),
             ("<p:a/>", |e| matches!(e, SoapError::Malformed { .. })),
-            ("<a><b><c><d><e><f><g><h><i/></h></g></f></e></d></c></b></a>", |e| {
-                *e == SoapError::TooDeep { limit: 8 }
-            }),
+            (
+                "<a><b><c><d><e><f><g><h><i/></h></g></f></e></d></c></b></a>",
+                |e| *e == SoapError::TooDeep { limit: 8 },
+            ),
         ];
         for (xml, expected) in cases {
             let mut r = reader(xml);

@@ -1,6 +1,8 @@
 //! Parsing the five requests of `IMirroringClientService` (the receiver's side).
 
-use super::contract::{array, member, non_nil, required, row_batch, set, string, summary, table_schema};
+use super::contract::{
+    array, member, non_nil, required, row_batch, set, string, summary, table_schema,
+};
 use super::envelope::parse_envelope;
 use super::error::SoapError;
 use super::reader::{Element, Ns, XmlReader};
@@ -107,7 +109,8 @@ mod tests {
 
     #[test]
     fn soap_action_is_matched_exactly() {
-        let action = "http://www.superoffice.com/online/mirroring/0.1/IMirroringClientService/RowData";
+        let action =
+            "http://www.superoffice.com/online/mirroring/0.1/IMirroringClientService/RowData";
         assert_eq!(operation_from_soap_action(action), Some(Operation::RowData));
         assert_eq!(
             operation_from_soap_action(&format!("\"{action}\"")),

@@ -46,7 +46,10 @@ fn authenticate(x: &mut Xml, answer: &AuthenticateAnswer) {
         .leaf("SupportedInterfaces", &answer.supported_interfaces)
         .leaf("SuperOfficeMirroringBuild", &answer.build)
         .leaf("ClientState", &answer.client_state)
-        .leaf("AdditionalInformationJson", &answer.additional_information_json);
+        .leaf(
+            "AdditionalInformationJson",
+            &answer.additional_information_json,
+        );
 }
 
 fn mirror_lsns(x: &mut Xml, lsns: &[TableLsn]) {

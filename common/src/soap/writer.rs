@@ -10,9 +10,9 @@ use super::{NS_ARRAYS, NS_CONTRACT, NS_ENVELOPE, NS_MIRRORING, NS_XSI};
 
 /// Appends `text` escaped for element content.
 pub(crate) fn escape_into(out: &mut String, text: &str) {
-    let plain = text
-        .bytes()
-        .all(|b| b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | 0xEF) || matches!(b, b'\t' | b'\n'));
+    let plain = text.bytes().all(|b| {
+        b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | 0xEF) || matches!(b, b'\t' | b'\n')
+    });
     if plain {
         out.push_str(text);
         return;
@@ -152,14 +152,20 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_carriage_returns() {
-        assert_eq!(escaped("plain text, ünïcode\tand\nlines"), "plain text, ünïcode\tand\nlines");
+        assert_eq!(
+            escaped("plain text, ünïcode\tand\nlines"),
+            "plain text, ünïcode\tand\nlines"
+        );
         assert_eq!(escaped("a<b>&c\r\nd"), "a&lt;b&gt;&amp;c&#xD;\nd");
         assert_eq!(escaped("quotes \"'"), "quotes \"'");
     }
 
     #[test]
     fn replaces_characters_xml_cannot_carry() {
-        assert_eq!(escaped("a\u{0}b\u{1B}c\u{FFFF}"), "a\u{FFFD}b\u{FFFD}c\u{FFFD}");
+        assert_eq!(
+            escaped("a\u{0}b\u{1B}c\u{FFFF}"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}"
+        );
         // U+FFxx characters that are legal stay as they are.
         assert_eq!(escaped("\u{FF21}\u{FFFD}"), "\u{FF21}\u{FFFD}");
     }
@@ -167,7 +173,9 @@ mod tests {
     #[test]
     fn empty_leaves_are_self_closed() {
         let mut x = Xml::with_capacity(64);
-        x.leaf("ErrorMessage", "").leaf("A", "x&y").number("LSN", -1);
+        x.leaf("ErrorMessage", "")
+            .leaf("A", "x&y")
+            .number("LSN", -1);
         assert_eq!(x.finish(), "<ErrorMessage/><A>x&amp;y</A><LSN>-1</LSN>");
     }
 }

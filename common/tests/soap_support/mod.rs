@@ -143,7 +143,14 @@ fn close(stack: &mut Vec<Node>) -> Option<Node> {
 impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn write(node: &Node, depth: usize, out: &mut String) {
-            let _ = write!(out, "{:indent$}{{{}}}{}", "", node.ns, node.local, indent = depth * 2);
+            let _ = write!(
+                out,
+                "{:indent$}{{{}}}{}",
+                "",
+                node.ns,
+                node.local,
+                indent = depth * 2
+            );
             for (k, v) in &node.attributes {
                 let _ = write!(out, " {k}={v:?}");
             }

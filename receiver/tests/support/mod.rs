@@ -348,6 +348,11 @@ impl TestApp {
         (envelope, delivery.properties)
     }
 
+    /// Asks the receiver to stop, as SIGTERM would.
+    pub fn request_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Stops the receiver (it must stop cleanly); dropping the app then deletes this test's
     /// queues, exchanges and files.
     pub async fn stop(mut self) {

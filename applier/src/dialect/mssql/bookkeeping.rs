@@ -223,7 +223,10 @@ impl StateSql {
     }
 
     pub fn end_loading(&self) -> String {
-        format!("UPDATE {} SET [loading] = 0 WHERE [loading] = 1", self.state)
+        format!(
+            "UPDATE {} SET [loading] = 0 WHERE [loading] = 1",
+            self.state
+        )
     }
 
     /// Sets the last-cycle time of the tables named in `@P1`, a JSON array of strings.

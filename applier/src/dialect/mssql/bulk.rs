@@ -150,11 +150,7 @@ async fn values(
             }
         }
         let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
-        total += client
-            .execute(text, &refs)
-            .await
-            .map_err(classify)?
-            .total();
+        total += client.execute(text, &refs).await.map_err(classify)?.total();
     }
     Ok(total)
 }
@@ -183,9 +179,21 @@ mod tests {
     #[test]
     fn large_value_columns_turn_a_table_to_values() {
         use ColumnType as T;
-        let plain = [T::Int, T::NVarChar(Some(4000)), T::DateTime, T::Float, T::SmallInt];
+        let plain = [
+            T::Int,
+            T::NVarChar(Some(4000)),
+            T::DateTime,
+            T::Float,
+            T::SmallInt,
+        ];
         assert_eq!(Method::for_table(&table(&plain)), Method::Bulk);
-        for large in [T::NVarChar(None), T::VarBinary(None), T::NText, T::Image, T::Text] {
+        for large in [
+            T::NVarChar(None),
+            T::VarBinary(None),
+            T::NText,
+            T::Image,
+            T::Text,
+        ] {
             assert!(!bulk_loadable(large), "{large}");
             assert_eq!(Method::for_table(&table(&[T::Int, large])), Method::Values);
         }

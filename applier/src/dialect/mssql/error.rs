@@ -86,9 +86,9 @@ pub fn classify(err: Error) -> ApplyError {
         Error::Routing { host, port } => ApplyError::Unavailable {
             message: format!("SQL Server redirected the connection to {host}:{port}"),
         },
-        Error::Encoding(message)
-        | Error::Conversion(message)
-        | Error::BulkInput(message) => client(message.into_owned()),
+        Error::Encoding(message) | Error::Conversion(message) | Error::BulkInput(message) => {
+            client(message.into_owned())
+        }
         Error::Utf8 => client("text is not valid UTF-8".into()),
         Error::Utf16 => client("text is not valid UTF-16".into()),
         Error::ParseInt(e) => client(e.to_string()),

@@ -76,7 +76,15 @@ async fn merge(
 ) -> Result<(), ApplyError> {
     if !changes.upserts.is_empty() {
         run(client, &sql.create_stage()).await?;
-        bulk::load(client, sql, STAGE, schema, &changes.upserts, Destination::Stage).await?;
+        bulk::load(
+            client,
+            sql,
+            STAGE,
+            schema,
+            &changes.upserts,
+            Destination::Stage,
+        )
+        .await?;
         match upsert {
             Upsert::UpdateThenInsert => {
                 if let Some(update) = sql.update_from_stage() {

@@ -67,7 +67,10 @@ impl MssqlBackend {
     /// Builds the pool from `database.url` (see `target` for the accepted forms). Connections are
     /// opened lazily: this succeeds while the server is down (the first apply then fails
     /// transiently, and `ping` reports it).
-    pub fn connect(settings: &DatabaseSettings, options: &MssqlOptions) -> Result<MssqlBackend, ApplyError> {
+    pub fn connect(
+        settings: &DatabaseSettings,
+        options: &MssqlOptions,
+    ) -> Result<MssqlBackend, ApplyError> {
         let config = target::config(settings)?;
         Ok(MssqlBackend {
             pool: Pool::new(config, options.pool.clone()),
@@ -134,7 +137,11 @@ impl Backend for MssqlBackend {
     async fn run_script(&self, tenant: &Tenant, sql: &str) -> Result<(), ApplyError> {
         let mut conn = self.pool.get().await?;
         let client = conn.client()?;
-        batch(client, &format!("USE {}", MssqlRender.quote(&tenant.storage)?)).await?;
+        batch(
+            client,
+            &format!("USE {}", MssqlRender.quote(&tenant.storage)?),
+        )
+        .await?;
         batch(client, "SET XACT_ABORT ON;\nBEGIN TRANSACTION").await?;
         for part in script_batches(sql) {
             batch(client, &part).await?;
@@ -159,7 +166,10 @@ mod tests {
         let script = "CREATE INDEX ix ON {table} (a)\nGO\n  go  \nGRANT SELECT ON {table} TO r\n";
         assert_eq!(
             script_batches(script),
-            vec!["CREATE INDEX ix ON {table} (a)\n", "GRANT SELECT ON {table} TO r\n"]
+            vec![
+                "CREATE INDEX ix ON {table} (a)\n",
+                "GRANT SELECT ON {table} TO r\n"
+            ]
         );
         // "GO" inside a line is not a separator.
         assert_eq!(script_batches("SELECT 'GO'").len(), 1);

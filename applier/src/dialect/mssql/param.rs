@@ -94,7 +94,10 @@ pub fn numeric(s: &str) -> Result<Numeric, ApplyError> {
             .and_then(|v| v.checked_add(i128::from(b - b'0')))
             .ok_or_else(bad)?;
     }
-    Ok(Numeric::new_with_scale(if negative { -value } else { value }, scale))
+    Ok(Numeric::new_with_scale(
+        if negative { -value } else { value },
+        scale,
+    ))
 }
 
 /// A NULL of the column's type.
@@ -138,7 +141,12 @@ fn integer(value: i64, ty: ColumnType) -> Option<ColumnData<'static>> {
 /// schema, so its variant suits the column; a mismatch is reported, never coerced through text.
 pub fn column_data(value: &Value, ty: ColumnType) -> Result<ColumnData<'_>, ApplyError> {
     use ColumnType as T;
-    let mismatch = || client(format!("a {} value cannot be stored in a {ty} column", kind(value)));
+    let mismatch = || {
+        client(format!(
+            "a {} value cannot be stored in a {ty} column",
+            kind(value)
+        ))
+    };
     let data = match value {
         Value::Null => null(ty),
         Value::Int(v) => integer(i64::from(*v), ty).ok_or_else(mismatch)?,

@@ -110,8 +110,7 @@ impl Pool {
         })?;
         while let Some(idle) = self.take_idle() {
             let mut client = idle.client;
-            if idle.since.elapsed() < inner.options.check_after || ping(&mut client).await.is_ok()
-            {
+            if idle.since.elapsed() < inner.options.check_after || ping(&mut client).await.is_ok() {
                 return Ok(self.conn(client, permit));
             }
         }
@@ -172,12 +171,15 @@ async fn connect(config: &Config, options: &PoolOptions) -> Result<Client, Apply
     let mut config = config.clone();
     let mut redirects = 0;
     let mut client = loop {
-        let tcp = tokio::time::timeout(options.connect_timeout, TcpStream::connect(config.get_addr()))
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| ApplyError::Unavailable {
-                message: format!("cannot reach SQL Server at {}: {e}", config.get_addr()),
-            })?;
+        let tcp = tokio::time::timeout(
+            options.connect_timeout,
+            TcpStream::connect(config.get_addr()),
+        )
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| ApplyError::Unavailable {
+            message: format!("cannot reach SQL Server at {}: {e}", config.get_addr()),
+        })?;
         // Small statements go out at once; Nagle would hold them back.
         tcp.set_nodelay(true).map_err(|e| ApplyError::Unavailable {
             message: format!("socket: {e}"),

@@ -105,7 +105,9 @@ impl MssqlRender {
             if column.nullable { "NULL" } else { "NOT NULL" }
         ));
         if is_key {
-            out.push(format!("ALTER TABLE {name} ADD CONSTRAINT {pk} PRIMARY KEY ({col})"));
+            out.push(format!(
+                "ALTER TABLE {name} ADD CONSTRAINT {pk} PRIMARY KEY ({col})"
+            ));
         }
         if let Some(add) = self.add_default(name, table, column)? {
             out.push(add);
@@ -207,7 +209,11 @@ impl Render for MssqlRender {
         }
     }
 
-    fn create_table(&self, tenant: &Tenant, schema: &TableSchema) -> Result<Vec<String>, ApplyError> {
+    fn create_table(
+        &self,
+        tenant: &Tenant,
+        schema: &TableSchema,
+    ) -> Result<Vec<String>, ApplyError> {
         let name = self.table(tenant, &schema.name)?;
         let defs = schema
             .columns
@@ -227,8 +233,15 @@ impl Render for MssqlRender {
         let name = self.table(tenant, &schema.name)?;
         let table = &schema.name;
         let mut out = Vec::with_capacity(actions.len() * 2);
+        // `alter_column` restates a column whole (type, nullability, default), so later actions
+        // on the same column have nothing left to do.
+        let mut restated: Vec<&str> = Vec::new();
         for action in actions {
             match action {
+                AlterAction::WidenType { column, .. }
+                | AlterAction::DropNotNull { column }
+                | AlterAction::SetDefault { column }
+                    if restated.contains(&column.name.as_str()) => {}
                 AlterAction::AddColumn(column) => {
                     // A nullable column with a default gets it in existing rows too, as on
                     // PostgreSQL (SQL Server fills NOT NULL columns anyway).
@@ -242,6 +255,7 @@ impl Render for MssqlRender {
                 }
                 AlterAction::WidenType { column, .. } | AlterAction::DropNotNull { column } => {
                     out.extend(self.alter_column(&name, schema, column)?);
+                    restated.push(&column.name);
                 }
                 AlterAction::SetDefault { column } => {
                     out.push(self.drop_default(&name, table, &column.name)?);
@@ -255,7 +269,10 @@ impl Render for MssqlRender {
     }
 
     fn drop_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError> {
-        Ok(format!("DROP TABLE IF EXISTS {}", self.table(tenant, table)?))
+        Ok(format!(
+            "DROP TABLE IF EXISTS {}",
+            self.table(tenant, table)?
+        ))
     }
 
     fn truncate_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError> {
@@ -281,7 +298,14 @@ mod tests {
         assert_eq!(r.quote("x'y\"z[").unwrap(), "[x'y\"z[]");
         assert!(r.quote(&"x".repeat(128)).is_ok());
         let err = r.table(&tenant(), &"x".repeat(129)).unwrap_err();
-        assert!(matches!(err, ApplyError::IdentifierTooLong { len: 129, max: 128, .. }));
+        assert!(matches!(
+            err,
+            ApplyError::IdentifierTooLong {
+                len: 129,
+                max: 128,
+                ..
+            }
+        ));
         assert_eq!(err.table(), Some("x".repeat(129).as_str()));
         // sysname counts UTF-16 code units, not bytes.
         assert!(r.quote(&"ä".repeat(128)).is_ok());
@@ -290,8 +314,14 @@ mod tests {
     #[test]
     fn constraint_names_are_distinct_and_bounded() {
         let r = MssqlRender;
-        assert_ne!(r.default_name("contact", "name_x"), r.default_name("contact_name", "x"));
-        assert!(r.default_name("contact", "name").starts_with("DF_contact_name_"));
+        assert_ne!(
+            r.default_name("contact", "name_x"),
+            r.default_name("contact_name", "x")
+        );
+        assert!(
+            r.default_name("contact", "name")
+                .starts_with("DF_contact_name_")
+        );
         let long = r.default_name(&"t".repeat(128), &"c".repeat(128));
         assert_eq!(long.len(), 128);
         assert_ne!(long, r.default_name(&"t".repeat(128), &"c".repeat(127)));
@@ -303,13 +333,28 @@ mod tests {
         let r = MssqlRender;
         let lit = |d: DefaultValue, ty: ColumnType| r.default_literal(&d, ty);
         assert_eq!(lit(DefaultValue::Integer(-1), ColumnType::Int), "-1");
-        assert_eq!(lit(DefaultValue::Integer(-1), ColumnType::NVarChar(Some(5))), "N'-1'");
+        assert_eq!(
+            lit(DefaultValue::Integer(-1), ColumnType::NVarChar(Some(5))),
+            "N'-1'"
+        );
         assert_eq!(lit(DefaultValue::Integer(0), ColumnType::DateTime), "0");
-        assert_eq!(lit(DefaultValue::Integer(1), ColumnType::Date), "N'19000102'");
+        assert_eq!(
+            lit(DefaultValue::Integer(1), ColumnType::Date),
+            "N'19000102'"
+        );
         assert_eq!(lit(DefaultValue::Float(1.5), ColumnType::Float), "1.5");
-        assert_eq!(lit(DefaultValue::Text("it's".into()), ColumnType::NText), "N'it''s'");
-        assert_eq!(lit(DefaultValue::CurrentTimestamp, ColumnType::DateTime), "getdate()");
-        assert_eq!(lit(DefaultValue::NewId, ColumnType::UniqueIdentifier), "newid()");
+        assert_eq!(
+            lit(DefaultValue::Text("it's".into()), ColumnType::NText),
+            "N'it''s'"
+        );
+        assert_eq!(
+            lit(DefaultValue::CurrentTimestamp, ColumnType::DateTime),
+            "getdate()"
+        );
+        assert_eq!(
+            lit(DefaultValue::NewId, ColumnType::UniqueIdentifier),
+            "newid()"
+        );
         assert_eq!(lit(DefaultValue::Null, ColumnType::Int), "NULL");
     }
 }

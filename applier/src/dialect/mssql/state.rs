@@ -51,7 +51,11 @@ fn required<'a, T: tiberius::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, A
 }
 
 /// Names of the tables in the tenant database's `dbo` schema.
-async fn dbo_tables(client: &mut Client, sql: &str, params: &[&dyn ToSql]) -> Result<Vec<String>, ApplyError> {
+async fn dbo_tables(
+    client: &mut Client,
+    sql: &str,
+    params: &[&dyn ToSql],
+) -> Result<Vec<String>, ApplyError> {
     rows(client, sql, params)
         .await?
         .iter()
@@ -106,7 +110,11 @@ fn row_to_state(row: &Row) -> Result<TableState, ApplyError> {
 }
 
 pub async fn states(client: &mut Client, s: &StateSql) -> Result<Vec<TableState>, ApplyError> {
-    rows(client, &s.states(), &[]).await?.iter().map(row_to_state).collect()
+    rows(client, &s.states(), &[])
+        .await?
+        .iter()
+        .map(row_to_state)
+        .collect()
 }
 
 pub async fn state(
@@ -122,7 +130,11 @@ pub async fn state(
         .map_err(|e| e.for_table(table))
 }
 
-pub async fn save_state(client: &mut Client, s: &StateSql, st: &TableState) -> Result<(), ApplyError> {
+pub async fn save_state(
+    client: &mut Client,
+    s: &StateSql,
+    st: &TableState,
+) -> Result<(), ApplyError> {
     let json = match &st.schema {
         Some(schema) => Some(
             serde_json::to_string(schema).map_err(|e| corrupt(Some(&st.table), e.to_string()))?,
@@ -146,7 +158,11 @@ pub async fn save_state(client: &mut Client, s: &StateSql, st: &TableState) -> R
     Ok(())
 }
 
-pub async fn delete_state(client: &mut Client, s: &StateSql, table: &str) -> Result<(), ApplyError> {
+pub async fn delete_state(
+    client: &mut Client,
+    s: &StateSql,
+    table: &str,
+) -> Result<(), ApplyError> {
     exec(client, &s.delete_state(), &[&table]).await?;
     Ok(())
 }
@@ -165,7 +181,11 @@ pub async fn record_applied(
     Ok(())
 }
 
-pub async fn prune(client: &mut Client, s: &StateSql, max_age: Duration) -> Result<u64, ApplyError> {
+pub async fn prune(
+    client: &mut Client,
+    s: &StateSql,
+    max_age: Duration,
+) -> Result<u64, ApplyError> {
     // DATEADD takes an int; 68 years is retention enough.
     let secs = i32::try_from(max_age.as_secs()).unwrap_or(i32::MAX);
     let mut total = 0;
@@ -188,7 +208,11 @@ pub async fn park(
     Ok(())
 }
 
-pub async fn parked(client: &mut Client, s: &StateSql, table: &str) -> Result<Vec<RowBatch>, ApplyError> {
+pub async fn parked(
+    client: &mut Client,
+    s: &StateSql,
+    table: &str,
+) -> Result<Vec<RowBatch>, ApplyError> {
     rows(client, &s.parked(), &[&table])
         .await?
         .iter()
@@ -200,7 +224,11 @@ pub async fn parked(client: &mut Client, s: &StateSql, table: &str) -> Result<Ve
         .collect()
 }
 
-pub async fn discard_parked(client: &mut Client, s: &StateSql, table: &str) -> Result<u64, ApplyError> {
+pub async fn discard_parked(
+    client: &mut Client,
+    s: &StateSql,
+    table: &str,
+) -> Result<u64, ApplyError> {
     exec(client, &s.discard_parked(), &[&table]).await
 }
 

@@ -65,6 +65,7 @@ pub fn session_setup(lock_timeout_ms: u64) -> Vec<String> {
 
 pub const BEGIN: &str = "BEGIN TRANSACTION";
 pub const COMMIT: &str = "COMMIT TRANSACTION";
+pub const ROLLBACK: &str = "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION";
 pub const PING: &str = "SELECT 1";
 /// The id of a database by name (NULL when it does not exist).
 pub const DATABASE_ID: &str = "SELECT DB_ID(@P1)";

@@ -103,7 +103,9 @@ fn from_url(
     }
     let user = percent_decode(parsed.username())?;
     if user.is_empty() {
-        return Err(bad("the URL names no user (mssql://user:password@host/…)".into()));
+        return Err(bad(
+            "the URL names no user (mssql://user:password@host/…)".into()
+        ));
     }
     let password = match parsed.password() {
         Some(p) => percent_decode(p)?,
@@ -197,7 +199,9 @@ mod tests {
         assert!(is_mssql_url("mssql://sa:x@localhost/master"));
         assert!(is_mssql_url("SQLSERVER://sa:x@localhost"));
         assert!(is_mssql_url("jdbc:sqlserver://localhost:1433;user=sa"));
-        assert!(is_mssql_url("Server=tcp:db,1433;Database=master;User Id=sa;Password=x"));
+        assert!(is_mssql_url(
+            "Server=tcp:db,1433;Database=master;User Id=sa;Password=x"
+        ));
         assert!(is_mssql_url("Data Source=db;User Id=sa"));
         assert!(!is_mssql_url("postgres://postgres@127.0.0.1:5432/postgres"));
         assert!(!is_mssql_url("host=127.0.0.1 user=postgres"));
@@ -244,12 +248,17 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.get_addr(), "db:1433");
-        assert_eq!(value_of("Server=a;User Id = \"sa\";", &["user id"]).as_deref(), Some("sa"));
+        assert_eq!(
+            value_of("Server=a;User Id = \"sa\";", &["user id"]).as_deref(),
+            Some("sa")
+        );
         assert!(!has_key("Server=a;User Id=sa", &["password", "pwd"]));
         let missing = DatabaseSettings {
             password_file: Some("/nonexistent/mirror-password".into()),
             ..settings("Server=tcp:db,1433;User Id=sa")
         };
-        assert!(matches!(config(&missing), Err(ApplyError::Config(m)) if m.contains("PASSWORD_FILE")));
+        assert!(
+            matches!(config(&missing), Err(ApplyError::Config(m)) if m.contains("PASSWORD_FILE"))
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::error::classify;
 use super::load;
 use super::pool::{Client, Conn};
 use super::state as sql;
-use super::statement::{BEGIN, COMMIT, Upsert};
+use super::statement::{BEGIN, COMMIT, ROLLBACK, Upsert};
 use crate::dialect::{Load, LoadOutcome, Tenant, Tx};
 use crate::error::ApplyError;
 use crate::plan::Changes;
@@ -44,7 +44,11 @@ pub struct MssqlTx {
 impl MssqlTx {
     /// Issues `BEGIN TRANSACTION` and makes sure the state tables exist. The tenant's database
     /// must exist already (`CREATE DATABASE` cannot run inside a transaction).
-    pub async fn begin(mut conn: Conn, tenant: &Tenant, upsert: Upsert) -> Result<MssqlTx, ApplyError> {
+    pub async fn begin(
+        mut conn: Conn,
+        tenant: &Tenant,
+        upsert: Upsert,
+    ) -> Result<MssqlTx, ApplyError> {
         let state_sql = StateSql::new(tenant)?;
         batch(conn.client()?, BEGIN).await?;
         sql::ensure(conn.client()?, &state_sql).await?;
@@ -111,7 +115,12 @@ impl Tx for MssqlTx {
         sql::delete_state(client, s, table).await
     }
 
-    async fn park(&mut self, message_id: Uuid, epoch: i64, batch: &RowBatch) -> Result<(), ApplyError> {
+    async fn park(
+        &mut self,
+        message_id: Uuid,
+        epoch: i64,
+        batch: &RowBatch,
+    ) -> Result<(), ApplyError> {
         let (client, s) = self.parts()?;
         sql::park(client, s, message_id, epoch, batch).await
     }
@@ -179,5 +188,18 @@ impl Tx for MssqlTx {
             conn.release();
         }
         Ok(())
+    }
+
+    /// The server may have ended the transaction itself (a deadlock victim is rolled back), hence
+    /// the `@@TRANCOUNT` test. A connection that answered is in step and goes back to the pool;
+    /// after an error it is closed (which rolls back too).
+    async fn rollback(&mut self) -> Result<(), ApplyError> {
+        let result = batch(self.client()?, ROLLBACK).await;
+        if let Some(conn) = self.conn.take()
+            && result.is_ok()
+        {
+            conn.release();
+        }
+        result
     }
 }

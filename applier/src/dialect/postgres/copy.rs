@@ -7,9 +7,9 @@ use bytes::{BufMut, BytesMut};
 use futures::pin_mut;
 use mirror_common::schema::ColumnType;
 use mirror_common::value::Value;
+use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::Client;
 
 use super::error::classify;
 use crate::error::ApplyError;
@@ -111,7 +111,11 @@ pub fn encode_numeric(s: &str, out: &mut BytesMut) -> Result<(), BoxError> {
     if groups.is_empty() {
         weight = 0;
     }
-    let sign: u16 = if negative && !groups.is_empty() { 0x4000 } else { 0 };
+    let sign: u16 = if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    };
     out.put_i16(i16::try_from(groups.len())?);
     out.put_i16(weight);
     out.put_u16(sign);

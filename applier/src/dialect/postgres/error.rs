@@ -65,10 +65,14 @@ mod tests {
 
     #[test]
     fn sqlstates_are_classified_by_class_and_code() {
-        for transient in ["08006", "08001", "40001", "40P01", "53300", "57P01", "57014"] {
+        for transient in [
+            "08006", "08001", "40001", "40P01", "53300", "57P01", "57014",
+        ] {
             assert!(is_transient_sqlstate(transient), "{transient}");
         }
-        for permanent in ["22021", "23505", "42601", "42P01", "22P02", "42501", "57000"] {
+        for permanent in [
+            "22021", "23505", "42601", "42P01", "22P02", "42501", "57000",
+        ] {
             assert!(!is_transient_sqlstate(permanent), "{permanent}");
         }
     }

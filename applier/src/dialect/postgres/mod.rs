@@ -61,7 +61,10 @@ pub struct PgBackend {
 impl PgBackend {
     /// Builds the pool; connections are opened lazily, so this succeeds while the server is down
     /// (the first apply then fails transiently, and `ping` reports it).
-    pub fn connect(settings: &DatabaseSettings, options: &PgOptions) -> Result<PgBackend, ApplyError> {
+    pub fn connect(
+        settings: &DatabaseSettings,
+        options: &PgOptions,
+    ) -> Result<PgBackend, ApplyError> {
         let mut config: tokio_postgres::Config = settings
             .url
             .parse()

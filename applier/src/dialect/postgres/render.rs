@@ -130,7 +130,11 @@ impl Render for PgRender {
         }
     }
 
-    fn create_table(&self, tenant: &Tenant, schema: &TableSchema) -> Result<Vec<String>, ApplyError> {
+    fn create_table(
+        &self,
+        tenant: &Tenant,
+        schema: &TableSchema,
+    ) -> Result<Vec<String>, ApplyError> {
         let name = self.table(tenant, &schema.name)?;
         let mut defs = Vec::with_capacity(schema.columns.len() + 1);
         for c in &schema.columns {
@@ -192,7 +196,10 @@ impl Render for PgRender {
     }
 
     fn drop_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError> {
-        Ok(format!("DROP TABLE IF EXISTS {}", self.table(tenant, table)?))
+        Ok(format!(
+            "DROP TABLE IF EXISTS {}",
+            self.table(tenant, table)?
+        ))
     }
 
     fn truncate_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError> {
@@ -234,7 +241,12 @@ mod tests {
         let s = schema(&[
             ("contact_id", "int", false, ""),
             ("name", "nvarchar(220)", true, "default (N'')"),
-            ("registered", "datetime", true, "default (N'1760-01-01 00:00:00')"),
+            (
+                "registered",
+                "datetime",
+                true,
+                "default (N'1760-01-01 00:00:00')",
+            ),
             ("deleted", "smallint", false, "default ((0))"),
             ("notes", "ntext", true, ""),
             ("blob", "varbinary(max)", true, ""),
@@ -258,7 +270,10 @@ mod tests {
     fn quotes_and_escapes_everything() {
         assert_eq!(PgRender.quote("we\"ird").unwrap(), "\"we\"\"ird\"");
         assert_eq!(
-            PgRender.default_literal(&DefaultValue::Text("it's a \\ test".into()), ColumnType::NText),
+            PgRender.default_literal(
+                &DefaultValue::Text("it's a \\ test".into()),
+                ColumnType::NText
+            ),
             "E'it''s a \\\\ test'"
         );
         assert_eq!(
@@ -279,7 +294,14 @@ mod tests {
     fn identifiers_over_63_bytes_are_refused_not_truncated() {
         let long = "x".repeat(64);
         let err = PgRender.table(&tenant(), &long).unwrap_err();
-        assert!(matches!(err, ApplyError::IdentifierTooLong { len: 64, max: 63, .. }));
+        assert!(matches!(
+            err,
+            ApplyError::IdentifierTooLong {
+                len: 64,
+                max: 63,
+                ..
+            }
+        ));
         assert_eq!(err.table(), Some(long.as_str()));
         assert!(!err.is_transient());
         assert!(PgRender.quote(&"x".repeat(63)).is_ok());

@@ -76,9 +76,17 @@ pub async fn apply(
             }
         }
         Load::Merge => {
-            merge(client, &table, &column_list, &columns, &types, changes, stage)
-                .await
-                .map_err(|e| e.for_table(t))?;
+            merge(
+                client,
+                &table,
+                &column_list,
+                &columns,
+                &types,
+                changes,
+                stage,
+            )
+            .await
+            .map_err(|e| e.for_table(t))?;
             Ok(LoadOutcome::Applied)
         }
     }

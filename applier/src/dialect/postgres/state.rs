@@ -140,7 +140,11 @@ pub async fn states(client: &Client, n: &Names) -> Result<Vec<TableState>, Apply
     Ok(rows.iter().map(row_to_state).collect())
 }
 
-pub async fn state(client: &Client, n: &Names, table: &str) -> Result<Option<TableState>, ApplyError> {
+pub async fn state(
+    client: &Client,
+    n: &Names,
+    table: &str,
+) -> Result<Option<TableState>, ApplyError> {
     let sql = format!(
         "SELECT {STATE_COLUMNS} FROM {} WHERE tablename = $1 FOR UPDATE",
         n.state
@@ -151,10 +155,14 @@ pub async fn state(client: &Client, n: &Names, table: &str) -> Result<Option<Tab
 
 pub async fn save_state(client: &Client, n: &Names, s: &TableState) -> Result<(), ApplyError> {
     let json = match &s.schema {
-        Some(schema) => Some(serde_json::to_string(schema).map_err(|e| ApplyError::CorruptState {
-            table: Some(s.table.clone()),
-            reason: e.to_string(),
-        })?),
+        Some(schema) => {
+            Some(
+                serde_json::to_string(schema).map_err(|e| ApplyError::CorruptState {
+                    table: Some(s.table.clone()),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
         None => None,
     };
     let sql = format!(
@@ -173,7 +181,15 @@ pub async fn save_state(client: &Client, n: &Names, s: &TableState) -> Result<()
     client
         .execute(
             &sql,
-            &[&s.table, &s.lsn, &s.schema_hash, &s.epoch, &json, &s.quarantine, &s.loading],
+            &[
+                &s.table,
+                &s.lsn,
+                &s.schema_hash,
+                &s.epoch,
+                &json,
+                &s.quarantine,
+                &s.loading,
+            ],
         )
         .await
         .map_err(classify)?;
@@ -187,17 +203,28 @@ pub async fn delete_state(client: &Client, n: &Names, table: &str) -> Result<(),
 }
 
 pub async fn is_applied(client: &Client, n: &Names, id: Uuid) -> Result<bool, ApplyError> {
-    let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE message_id = $1)", n.applied);
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE message_id = $1)",
+        n.applied
+    );
     let row = client.query_one(&sql, &[&id]).await.map_err(classify)?;
     Ok(row.get(0))
 }
 
-pub async fn record_applied(client: &Client, n: &Names, id: Uuid, kind: Kind) -> Result<(), ApplyError> {
+pub async fn record_applied(
+    client: &Client,
+    n: &Names,
+    id: Uuid,
+    kind: Kind,
+) -> Result<(), ApplyError> {
     let sql = format!(
         "INSERT INTO {} (message_id, kind) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING",
         n.applied
     );
-    client.execute(&sql, &[&id, &kind.as_str()]).await.map_err(classify)?;
+    client
+        .execute(&sql, &[&id, &kind.as_str()])
+        .await
+        .map_err(classify)?;
     Ok(())
 }
 
@@ -236,7 +263,10 @@ pub async fn park(
 }
 
 pub async fn parked(client: &Client, n: &Names, table: &str) -> Result<Vec<RowBatch>, ApplyError> {
-    let sql = format!("SELECT batch FROM {} WHERE tablename = $1 ORDER BY seq", n.parked);
+    let sql = format!(
+        "SELECT batch FROM {} WHERE tablename = $1 ORDER BY seq",
+        n.parked
+    );
     let rows = client.query(&sql, &[&table]).await.map_err(classify)?;
     rows.iter()
         .map(|r| {
@@ -253,7 +283,11 @@ pub async fn discard_parked(client: &Client, n: &Names, table: &str) -> Result<u
     client.execute(&sql, &[&table]).await.map_err(classify)
 }
 
-pub async fn failure(client: &Client, n: &Names, id: Uuid) -> Result<Option<FailureRecord>, ApplyError> {
+pub async fn failure(
+    client: &Client,
+    n: &Names,
+    id: Uuid,
+) -> Result<Option<FailureRecord>, ApplyError> {
     let sql = format!(
         "SELECT tablename, epoch, reason FROM {} WHERE message_id = $1",
         n.failed
@@ -267,7 +301,11 @@ pub async fn failure(client: &Client, n: &Names, id: Uuid) -> Result<Option<Fail
     }))
 }
 
-pub async fn record_failure(client: &Client, n: &Names, f: &FailureRecord) -> Result<(), ApplyError> {
+pub async fn record_failure(
+    client: &Client,
+    n: &Names,
+    f: &FailureRecord,
+) -> Result<(), ApplyError> {
     let sql = format!(
         "INSERT INTO {} (message_id, tablename, epoch, reason) VALUES ($1, $2, $3, $4)
          ON CONFLICT (message_id) DO UPDATE SET tablename = EXCLUDED.tablename,
@@ -296,21 +334,24 @@ pub async fn complete_cycle(
         "INSERT INTO {} (message_id, summary) VALUES ($1, $2::text::jsonb)",
         n.cycles
     );
-    client.execute(&insert, &[&id, &summary]).await.map_err(classify)?;
+    client
+        .execute(&insert, &[&id, &summary])
+        .await
+        .map_err(classify)?;
     let end_loading = format!("UPDATE {} SET loading = false WHERE loading", n.state);
     client.execute(&end_loading, &[]).await.map_err(classify)?;
     let touched = format!(
         "UPDATE {} SET last_cycle_at = now() WHERE tablename = ANY($1)",
         n.state
     );
-    client.execute(&touched, &[&tables]).await.map_err(classify)?;
+    client
+        .execute(&touched, &[&tables])
+        .await
+        .map_err(classify)?;
     Ok(())
 }
 
-pub async fn mirror_tables(
-    client: &Client,
-    tenant: &Tenant,
-) -> Result<Vec<String>, ApplyError> {
+pub async fn mirror_tables(client: &Client, tenant: &Tenant) -> Result<Vec<String>, ApplyError> {
     let rows = client
         .query(
             "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = $1",

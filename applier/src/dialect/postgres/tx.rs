@@ -39,15 +39,21 @@ impl PgTx {
             names,
             stages: 0,
         };
-        tx.client()?.batch_execute("BEGIN").await.map_err(classify)?;
+        tx.client()?
+            .batch_execute("BEGIN")
+            .await
+            .map_err(classify)?;
         sql::ensure(tx.client()?, &tx.tenant, &tx.names).await?;
         Ok(tx)
     }
 
     fn client(&self) -> Result<&Client, ApplyError> {
-        self.conn.as_deref().map(|w| &**w).ok_or_else(|| ApplyError::Unavailable {
-            message: "the transaction has already ended".into(),
-        })
+        self.conn
+            .as_deref()
+            .map(|w| &**w)
+            .ok_or_else(|| ApplyError::Unavailable {
+                message: "the transaction has already ended".into(),
+            })
     }
 }
 
@@ -89,7 +95,12 @@ impl Tx for PgTx {
         sql::delete_state(self.client()?, &self.names, table).await
     }
 
-    async fn park(&mut self, message_id: Uuid, epoch: i64, batch: &RowBatch) -> Result<(), ApplyError> {
+    async fn park(
+        &mut self,
+        message_id: Uuid,
+        epoch: i64,
+        batch: &RowBatch,
+    ) -> Result<(), ApplyError> {
         sql::park(self.client()?, &self.names, message_id, epoch, batch).await
     }
 
@@ -149,6 +160,15 @@ impl Tx for PgTx {
             .await
             .map_err(classify)?;
         // Back to the pool only now, with no transaction open.
+        self.conn.take();
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> Result<(), ApplyError> {
+        self.client()?
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(classify)?;
         self.conn.take();
         Ok(())
     }
