@@ -1,8 +1,8 @@
 //! Sending a message that cannot be applied to the dead-letter exchange.
 //!
 //! The worker publishes the ORIGINAL body with its original properties (message id, type, tenant
-//! and trace headers) so `mirrorctl dlq replay` can put it back exactly as the receiver sent it, and
-//! adds why it failed, how often it was tried, the table and epoch it concerns and the partition it
+//! and trace headers) so `mirrorctl dlq replay` can put it back exactly as the receiver sent it,
+//! and adds why it failed, how often it was tried, the table and epoch it concerns and the partition it
 //! came from. Only after the broker confirmed the dead letter is the original acknowledged: a
 //! message is never lost between the two queues, at worst it is dead-lettered twice.
 

@@ -10,15 +10,19 @@ use std::time::Duration;
 
 use mirror_common::config::DatabaseSettings;
 use mirror_common::schema::{TableSchema, check_identifier};
-use mirror_common::wire::{Envelope, Message, ReplicationSummary, RowBatch, SchemaReply, TableLsn};
+use mirror_common::wire::{Envelope, Message, ReplicationSummary, SchemaReply, TableLsn};
 
 use crate::dialect::postgres::{PgBackend, PgOptions};
-use crate::dialect::{Backend, Load, LoadOutcome, Tenant, Tx};
+use crate::dialect::{Backend, Tenant, Tx};
 use crate::error::ApplyError;
 use crate::hooks::Hooks;
-use crate::plan::{TableAction, collapse, plan_schema, schema_hash};
+
+mod steps;
+
+use self::steps::{apply_batch, duplicate, is_too_old, quarantine_one, rollback, row_data};
+use crate::plan::{TableAction, plan_schema, schema_hash};
 use crate::state::{
-    APPLIED_RETENTION, FailureRecord, RESEND_ALL, Replay, TableState, is_reserved, judge_replay,
+    APPLIED_RETENTION, FailureRecord, Replay, TableState, is_reserved, judge_replay,
 };
 
 /// What [`Engine::apply`] did.
@@ -74,9 +78,11 @@ struct Inner {
 }
 
 impl Engine {
-    /// Connects to the configured target with default limits.
+    /// Connects to the configured target with default limits and the configured pool size.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Engine, ApplyError> {
-        Engine::connect_with(settings, EngineOptions::default()).await
+        let mut options = EngineOptions::default();
+        options.postgres.pool_size = settings.pool_size;
+        Engine::connect_with(settings, options).await
     }
 
     /// Connects to the configured target: `postgres://…`, or SQL Server (`mssql://…`, an ADO.NET
@@ -425,179 +431,54 @@ impl Engine {
     }
 }
 
-/// Quarantines `table` and parks the message's batches for it. With `apply_others`, the
-/// message's batches for other tables are applied; without, their tables are quarantined too.
-async fn quarantine_one(
-    tx: &mut dyn Tx,
-    env: &Envelope,
-    table: &str,
-    reason: &str,
-    apply_others: bool,
-) -> Result<Quarantine, ApplyError> {
-    let previous = tx.failure(env.id).await?;
-    let mut state = tx
-        .state(table)
-        .await?
-        .unwrap_or_else(|| TableState::new(table));
-    state.quarantine(reason.to_owned());
-    tx.save_state(&state).await?;
-    tx.record_failure(&FailureRecord {
-        message_id: env.id,
-        table: table.to_owned(),
-        epoch: state.epoch,
-        reason: reason.to_owned(),
-    })
-    .await?;
-    // A message that failed before already has its batches parked (this is a failed replay).
-    if previous.is_none()
-        && let Message::RowData { batches } = &env.message
-    {
-        let mut others: HashMap<String, TableState> = HashMap::new();
-        others.insert(table.to_owned(), state.clone());
-        for batch in batches {
-            let name = &batch.table.name;
-            if !others.contains_key(name) {
-                let s = tx
-                    .state(name)
-                    .await?
-                    .unwrap_or_else(|| TableState::new(name));
-                others.insert(name.clone(), s);
-            }
-            let Some(s) = others.get_mut(name) else {
-                continue;
-            };
-            if !apply_others && s.quarantine.is_none() {
-                s.quarantine(format!("quarantined with {table}: {reason}"));
-            }
-            if s.quarantine.is_some() {
-                tx.park(env.id, s.epoch, batch).await?;
-            } else {
-                apply_batch(tx, s, batch).await?;
-            }
-        }
-        others.remove(table);
-        for s in others.values() {
-            tx.save_state(s).await?;
-        }
-    }
-    tx.commit().await?;
-    tracing::warn!(tenant = %env.tenant, table = %table, epoch = state.epoch, %reason, "Table quarantined.");
-    Ok(Quarantine {
-        table: Some(table.to_owned()),
-        epoch: state.epoch,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Ends a failed transaction, keeping its connection when the server acknowledges the rollback.
-async fn rollback(tx: &mut dyn Tx) {
-    if let Err(error) = tx.rollback().await {
-        tracing::debug!(%error, "Rollback failed; the connection is discarded.");
-    }
-}
+    fn is_send<T: Send>(_: &T) {}
 
-/// A message that has no effect; TableSchema still gets its reply from the current state.
-async fn duplicate(tx: &mut dyn Tx, env: &Envelope) -> Result<Applied, ApplyError> {
-    let reply = match &env.message {
-        Message::TableSchema { tables } => {
-            let states: HashMap<String, i64> = tx
-                .states()
-                .await?
-                .into_iter()
-                .map(|s| (s.table, s.lsn))
-                .collect();
-            let lsns = tables
-                .iter()
-                .map(|t| TableLsn {
-                    table: t.name.clone(),
-                    lsn: states.get(&t.name).copied().unwrap_or(RESEND_ALL),
-                })
-                .collect();
-            Some(SchemaReply::Applied { lsns })
-        }
-        Message::RowData { .. } | Message::Wipe { .. } | Message::ReplicationCompleted { .. } => {
-            None
-        }
-    };
-    // Nothing was written (the state tables may have been created): committing is the cheap end.
-    tx.commit().await?;
-    Ok(Applied::Duplicate { reply })
-}
-
-async fn row_data(
-    tx: &mut dyn Tx,
-    env: &Envelope,
-    batches: &[RowBatch],
-) -> Result<Applied, ApplyError> {
-    let mut states: HashMap<String, TableState> = HashMap::new();
-    let mut parked = 0usize;
-    for batch in batches {
-        let name = &batch.table.name;
-        if !states.contains_key(name) {
-            let state = tx
-                .state(name)
-                .await?
-                .ok_or_else(|| ApplyError::UnknownTable {
-                    table: name.clone(),
-                })?;
-            states.insert(name.clone(), state);
-        }
-        let Some(state) = states.get_mut(name) else {
-            continue;
+    /// The consumer spawns applies on a multi-threaded runtime: the futures must be `Send`, the
+    /// engine `Clone + Send + Sync`.
+    #[test]
+    fn engine_and_its_futures_can_cross_threads() {
+        fn shared<T: Clone + Send + Sync + 'static>() {}
+        shared::<Engine>();
+        let settings = DatabaseSettings::default();
+        let Ok(backend) = PgBackend::connect(&settings, &PgOptions::default()) else {
+            panic!("a pool builds without connecting");
         };
-        if state.quarantine.is_some() {
-            tx.park(env.id, state.epoch, batch).await?;
-            parked += 1;
-        } else {
-            apply_batch(tx, state, batch).await?;
-        }
-    }
-    for state in states.values() {
-        tx.save_state(state).await?;
-    }
-    tx.record_applied(env.id, env.message.kind()).await?;
-    tx.commit().await?;
-    if parked > 0 && parked == batches.len() {
-        Ok(Applied::Parked)
-    } else {
-        Ok(Applied::Done { reply: None })
-    }
-}
-
-/// Applies one batch to a table that is not quarantined; updates `state` (LSN, loading phase).
-async fn apply_batch(
-    tx: &mut dyn Tx,
-    state: &mut TableState,
-    batch: &RowBatch,
-) -> Result<(), ApplyError> {
-    let schema = &batch.table;
-    let actual = schema_hash(schema);
-    if state.schema_hash.as_deref() != Some(actual.as_str()) {
-        return Err(ApplyError::SchemaMismatch {
-            table: schema.name.clone(),
-            expected: state.schema_hash.clone().unwrap_or_else(|| "none".into()),
-            actual,
-        });
-    }
-    let changes = collapse(schema, &batch.rows)?;
-    if !changes.is_empty() {
-        let load = if state.loading {
-            Load::Direct
-        } else {
-            Load::Merge
+        let engine = Engine::with_backend(Box::new(backend), &settings, Duration::from_secs(1));
+        let env = Envelope {
+            id: uuid::Uuid::nil(),
+            tenant: "Cust1".into(),
+            received_at_ms: 0,
+            trace_id: String::new(),
+            message: Message::Wipe { table: "t".into() },
         };
-        if tx.apply_changes(schema, &changes, load).await? == LoadOutcome::Conflict {
-            // Rows already there: this table is no longer a fresh load.
-            state.loading = false;
-            tx.apply_changes(schema, &changes, Load::Merge).await?;
-        }
+        let failure = ApplyError::Config(String::new());
+        is_send(&engine.apply(&env));
+        is_send(&engine.quarantine(&env, &failure));
+        is_send(&engine.ping());
     }
-    state.advance_lsn(batch.lsn);
-    Ok(())
-}
 
-/// True when the message is older than the applied-id retention (its id may have been pruned).
-fn is_too_old(env: &Envelope) -> bool {
-    let retention_ms = i64::try_from(APPLIED_RETENTION.as_millis()).unwrap_or(i64::MAX);
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    env.received_at_ms > 0 && now_ms.saturating_sub(env.received_at_ms) > retention_ms
+    #[test]
+    fn tenants_are_named_from_the_template_and_checked() {
+        let settings = DatabaseSettings {
+            name_template: "mirror_{context_id}_db".into(),
+            ..DatabaseSettings::default()
+        };
+        let Ok(backend) = PgBackend::connect(&settings, &PgOptions::default()) else {
+            panic!("a pool builds without connecting");
+        };
+        let engine = Engine::with_backend(Box::new(backend), &settings, Duration::from_secs(1));
+        let tenant = engine.tenant("Cust24709").ok();
+        assert_eq!(
+            tenant.map(|t| t.storage),
+            Some("mirror_Cust24709_db".to_owned())
+        );
+        assert!(matches!(
+            engine.tenant("Cust1\"; drop"),
+            Err(ApplyError::BadTenant { .. })
+        ));
+    }
 }

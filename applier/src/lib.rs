@@ -1,5 +1,8 @@
-//! Placeholder library root.
+//! The applier: workers that apply queued schema and change batches to per-tenant mirror
+//! databases, in order and exactly once, and the operator CLI `mirrorctl`.
+
 pub mod consumer;
+pub mod ctl;
 pub mod dead_letter;
 pub mod health;
 pub mod metrics;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use mirror_common::wire::{Envelope, Kind, Message, Operation};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Messages handled, by `kind` and `outcome`.
@@ -18,6 +18,9 @@ pub const MESSAGES: &str = "mirror_applier_messages_total";
 pub const ROWS: &str = "mirror_applier_rows_applied_total";
 /// Seconds from the start of a message's first attempt to its commit, by `kind`.
 pub const APPLY_SECONDS: &str = "mirror_applier_apply_seconds";
+/// Age of the message a partition handled last (receive to outcome), by `partition`: how far
+/// behind the mirror runs.
+pub const LAG_SECONDS: &str = "mirror_applier_lag_seconds";
 /// Pauses taken after a transient failure, by `stage` (`apply`, `quarantine`, `dead_letter`).
 pub const RETRIES: &str = "mirror_applier_retries_total";
 /// Messages published to the dead-letter exchange, by `reason` (`undecodable`, `failed`).
@@ -84,6 +87,7 @@ pub struct Metrics {
     messages: IntCounterVec,
     rows: IntCounterVec,
     apply_seconds: HistogramVec,
+    lag_seconds: GaugeVec,
     retries: IntCounterVec,
     dead_letters: IntCounterVec,
     active_partitions: IntGauge,
@@ -112,6 +116,13 @@ impl Metrics {
             .buckets(APPLY_BUCKETS.to_vec()),
             &["kind"],
         )?;
+        let lag_seconds = GaugeVec::new(
+            Opts::new(
+                LAG_SECONDS,
+                "Age of the last message handled, by partition.",
+            ),
+            &["partition"],
+        )?;
         let retries = IntCounterVec::new(
             Opts::new(RETRIES, "Pauses taken after a transient failure, by stage."),
             &["stage"],
@@ -133,6 +144,7 @@ impl Metrics {
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(rows.clone()))?;
         registry.register(Box::new(apply_seconds.clone()))?;
+        registry.register(Box::new(lag_seconds.clone()))?;
         registry.register(Box::new(retries.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(active_partitions.clone()))?;
@@ -144,6 +156,7 @@ impl Metrics {
             messages,
             rows,
             apply_seconds,
+            lag_seconds,
             retries,
             dead_letters,
             active_partitions,
@@ -177,6 +190,17 @@ impl Metrics {
                 self.rows.with_label_values(&[operation]).inc_by(count);
             }
         }
+    }
+
+    /// Records how old a partition's message was when its outcome was settled.
+    pub fn lag(&self, partition: u16, received_at_ms: i64) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let age = now_ms.saturating_sub(received_at_ms).max(0) as f64 / 1000.0;
+        self.lag_seconds
+            .with_label_values(&[partition.to_string().as_str()])
+            .set(age);
     }
 
     pub fn retry(&self, stage: Stage) {
@@ -289,6 +313,12 @@ mod tests {
         metrics.message(None, Outcome::Undecodable);
         metrics.committed(&env, Duration::from_millis(30));
         metrics.retry(Stage::Apply);
+        let two_seconds_ago = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            - 2000;
+        metrics.lag(3, two_seconds_ago);
         metrics.dead_letter("undecodable");
         metrics.partition_started();
         metrics.partition_started();
@@ -314,6 +344,13 @@ mod tests {
             text.contains(r#"mirror_applier_apply_seconds_bucket{kind="RowData",le="0.025"} 0"#)
         );
         assert!(text.contains(r#"mirror_applier_retries_total{stage="apply"} 1"#));
+        let lag: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"mirror_applier_lag_seconds{partition="3"} "#))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((2.0..10.0).contains(&lag), "{lag}");
         assert!(text.contains(r#"mirror_applier_dead_letters_total{reason="undecodable"} 1"#));
         assert!(text.contains("mirror_applier_active_partitions 1"));
         assert!(text.contains("mirror_applier_broker_connected 1"));

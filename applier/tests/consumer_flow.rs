@@ -61,6 +61,11 @@ async fn applies_messages_in_order_and_drains_the_queue() {
         2.0
     );
     assert_eq!(worker.metric("mirror_applier_active_partitions"), 2.0);
+    let lag = worker.metric(&format!(
+        r#"mirror_applier_lag_seconds{{partition="{}"}}"#,
+        h.topology.partition_of(&h.tenant)
+    ));
+    assert!(lag > 0.0 && lag < 60.0, "{lag}");
     let lsn: i64 = h
         .scalar(&format!(
             r#"SELECT lsn FROM "{}"."{}_mirroring" WHERE tablename = 'contact'"#,

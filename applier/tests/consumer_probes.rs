@@ -17,12 +17,14 @@ async fn probes_report_liveness_readiness_and_metrics() {
         (worker.get("/readyz").await == (200, "ready\n".to_owned())).then_some(())
     })
     .await;
-    let (status, metrics) = worker.get("/metrics").await;
-    assert_eq!(status, 200);
-    assert!(
-        metrics.contains("mirror_applier_active_partitions 3"),
-        "{metrics}"
-    );
+    let metrics = eventually("every partition consumed", WAIT, || async {
+        let (status, metrics) = worker.get("/metrics").await;
+        assert_eq!(status, 200);
+        metrics
+            .contains("mirror_applier_active_partitions 3")
+            .then_some(metrics)
+    })
+    .await;
     assert!(metrics.contains("mirror_applier_broker_connected 1"));
     assert_eq!(worker.get("/nothing").await.0, 404);
     worker.stop().await;

@@ -14,15 +14,27 @@ async fn the_same_envelope_twice_has_one_effect() {
     let schema = h.envelope(Message::TableSchema {
         tables: vec![t.clone()],
     });
-    assert!(matches!(h.engine.apply(&schema).await.unwrap(), Applied::Done { .. }));
+    assert!(matches!(
+        h.engine.apply(&schema).await.unwrap(),
+        Applied::Done { .. }
+    ));
     let first = h.envelope(rowdata(&t, 10, vec![ins(1, "v1")]));
-    assert!(matches!(h.engine.apply(&first).await.unwrap(), Applied::Done { .. }));
+    assert!(matches!(
+        h.engine.apply(&first).await.unwrap(),
+        Applied::Done { .. }
+    ));
     let second = h.envelope(rowdata(&t, 20, vec![upd(1, "v2"), ins(2, "other")]));
     h.engine.apply(&second).await.unwrap();
 
     // Redelivered and replayed older messages have no effect: no roll-back, no LSN change.
-    assert_eq!(h.engine.apply(&first).await.unwrap(), Applied::Duplicate { reply: None });
-    assert_eq!(h.engine.apply(&second).await.unwrap(), Applied::Duplicate { reply: None });
+    assert_eq!(
+        h.engine.apply(&first).await.unwrap(),
+        Applied::Duplicate { reply: None }
+    );
+    assert_eq!(
+        h.engine.apply(&second).await.unwrap(),
+        Applied::Duplicate { reply: None }
+    );
     assert_eq!(
         h.key_text("contact", "name").await,
         vec![(1, Some("v2".into())), (2, Some("other".into()))]
@@ -41,8 +53,14 @@ async fn the_same_envelope_twice_has_one_effect() {
     });
     h.engine.apply(&wipe).await.unwrap();
     h.rows(&t, 30, vec![ins(3, "reloaded")]).await;
-    assert!(matches!(h.engine.apply(&wipe).await.unwrap(), Applied::Duplicate { .. }));
-    assert_eq!(h.key_text("contact", "name").await, vec![(3, Some("reloaded".into()))]);
+    assert!(matches!(
+        h.engine.apply(&wipe).await.unwrap(),
+        Applied::Duplicate { .. }
+    ));
+    assert_eq!(
+        h.key_text("contact", "name").await,
+        vec![(3, Some("reloaded".into()))]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +89,11 @@ async fn a_poison_batch_quarantines_only_its_table_until_a_wipe() {
     let err = h.engine.apply(&poison).await.unwrap_err();
     assert!(!err.is_transient(), "{err}");
     assert_eq!(err.table(), Some("contact"));
-    assert_eq!(h.count("person").await, 0, "the failed transaction left nothing behind");
+    assert_eq!(
+        h.count("person").await,
+        0,
+        "the failed transaction left nothing behind"
+    );
 
     let q = h.engine.quarantine(&poison, &err).await.unwrap();
     assert_eq!(
@@ -89,9 +111,18 @@ async fn a_poison_batch_quarantines_only_its_table_until_a_wipe() {
     assert_eq!(h.state("person").await.unwrap().2, None);
 
     // Later batches of the quarantined table are parked; other tables still apply.
-    assert_eq!(h.rows(&contact, 0, vec![upd(1, "parked")]).await, Applied::Parked);
-    assert!(matches!(h.rows(&person, 300, vec![ins(8, "p")]).await, Applied::Done { .. }));
-    assert_eq!(h.key_text("contact", "name").await, vec![(1, Some("fine".into()))]);
+    assert_eq!(
+        h.rows(&contact, 0, vec![upd(1, "parked")]).await,
+        Applied::Parked
+    );
+    assert!(matches!(
+        h.rows(&person, 300, vec![ins(8, "p")]).await,
+        Applied::Done { .. }
+    ));
+    assert_eq!(
+        h.key_text("contact", "name").await,
+        vec![(1, Some("fine".into()))]
+    );
     assert_eq!(h.count("person").await, 2);
     let parked = h
         .query(&format!(
@@ -110,12 +141,24 @@ async fn a_poison_batch_quarantines_only_its_table_until_a_wipe() {
     h.wipe("contact").await;
     let (lsn, new_epoch, reason) = h.state("contact").await.unwrap();
     assert_eq!((lsn, new_epoch, reason), (-1, epoch + 1, None));
-    assert!(matches!(h.rows(&contact, 400, vec![ins(1, "reloaded")]).await, Applied::Done { .. }));
-    assert_eq!(h.key_text("contact", "name").await, vec![(1, Some("reloaded".into()))]);
+    assert!(matches!(
+        h.rows(&contact, 400, vec![ins(1, "reloaded")]).await,
+        Applied::Done { .. }
+    ));
+    assert_eq!(
+        h.key_text("contact", "name").await,
+        vec![(1, Some("reloaded".into()))]
+    );
 
     // Replaying the dead-lettered message now is stale: dropped without effect.
-    assert_eq!(h.engine.apply(&poison).await.unwrap(), Applied::Duplicate { reply: None });
-    assert_eq!(h.key_text("contact", "name").await, vec![(1, Some("reloaded".into()))]);
+    assert_eq!(
+        h.engine.apply(&poison).await.unwrap(),
+        Applied::Duplicate { reply: None }
+    );
+    assert_eq!(
+        h.key_text("contact", "name").await,
+        vec![(1, Some("reloaded".into()))]
+    );
     assert_eq!(h.state("contact").await.unwrap().0, 400);
 }
 
@@ -139,17 +182,33 @@ async fn a_replay_into_the_same_epoch_drains_the_parked_batches_in_order() {
     assert_eq!(h.rows(&t, 50, vec![ins(3, "last")]).await, Applied::Parked);
 
     // … and is replayed after the operator fixed it: everything applies in order.
-    h.exec(&format!("ALTER TABLE {} DROP CONSTRAINT no_bad", h.qualified("contact")))
-        .await;
-    assert!(matches!(h.engine.apply(&failed).await.unwrap(), Applied::Done { .. }));
+    h.exec(&format!(
+        "ALTER TABLE {} DROP CONSTRAINT no_bad",
+        h.qualified("contact")
+    ))
+    .await;
+    assert!(matches!(
+        h.engine.apply(&failed).await.unwrap(),
+        Applied::Done { .. }
+    ));
     assert_eq!(
         h.key_text("contact", "name").await,
-        vec![(1, Some("one".into())), (2, Some("later".into())), (3, Some("last".into()))]
+        vec![
+            (1, Some("one".into())),
+            (2, Some("later".into())),
+            (3, Some("last".into()))
+        ]
     );
     let (lsn, _, reason) = h.state("contact").await.unwrap();
     assert_eq!((lsn, reason), (50, None));
     // A second replay changes nothing.
-    assert!(matches!(h.engine.apply(&failed).await.unwrap(), Applied::Duplicate { .. }));
-    assert_eq!(h.rows(&t, 60, vec![del(1)]).await, Applied::Done { reply: None });
+    assert!(matches!(
+        h.engine.apply(&failed).await.unwrap(),
+        Applied::Duplicate { .. }
+    ));
+    assert_eq!(
+        h.rows(&t, 60, vec![del(1)]).await,
+        Applied::Done { reply: None }
+    );
     assert_eq!(h.count("contact").await, 2);
 }

@@ -12,9 +12,13 @@ use mirror_common::wire::Message;
 async fn insert_update_delete_and_their_missing_row_cases() {
     let h = Harness::new().await;
     let t = simple("contact");
-    assert_eq!(h.schema_call(std::slice::from_ref(&t)).await, vec![("contact".into(), -1)]);
+    assert_eq!(
+        h.schema_call(std::slice::from_ref(&t)).await,
+        vec![("contact".into(), -1)]
+    );
     assert!(matches!(
-        h.rows(&t, 0, vec![ins(1, "a"), ins(2, "b"), ins(3, "c")]).await,
+        h.rows(&t, 0, vec![ins(1, "a"), ins(2, "b"), ins(3, "c")])
+            .await,
         Applied::Done { reply: None }
     ));
     h.completed(&["contact"]).await; // ends the loading phase: merges from here on
@@ -32,10 +36,17 @@ async fn insert_update_delete_and_their_missing_row_cases() {
     .await;
     assert_eq!(
         h.key_text("contact", "name").await,
-        vec![(1, Some("a2".into())), (2, Some("b2".into())), (7, Some("new".into()))]
+        vec![
+            (1, Some("a2".into())),
+            (2, Some("b2".into())),
+            (7, Some("new".into()))
+        ]
     );
     let n: Vec<i32> = h
-        .query(&format!("SELECT n FROM {} ORDER BY 1", h.qualified("contact")))
+        .query(&format!(
+            "SELECT n FROM {} ORDER BY 1",
+            h.qualified("contact")
+        ))
         .await
         .iter()
         .map(|r| r.get(0))
@@ -53,10 +64,20 @@ async fn one_batch_collapses_insert_update_delete_of_one_key() {
     h.rows(
         &t,
         0,
-        vec![ins(1, "x"), upd(1, "y"), del(1), del(5), ins(5, "back"), upd(5, "final")],
+        vec![
+            ins(1, "x"),
+            upd(1, "y"),
+            del(1),
+            del(5),
+            ins(5, "back"),
+            upd(5, "final"),
+        ],
     )
     .await;
-    assert_eq!(h.key_text("person", "name").await, vec![(5, Some("final".into()))]);
+    assert_eq!(
+        h.key_text("person", "name").await,
+        vec![(5, Some("final".into()))]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +94,10 @@ async fn lsn_is_stored_only_when_positive_and_greater() {
     assert_eq!(h.state("sale").await.unwrap().0, 500);
     assert_eq!(h.count("sale").await, 4);
     // The next TableSchema answers what is stored.
-    assert_eq!(h.schema_call(std::slice::from_ref(&t)).await, vec![("sale".into(), 500)]);
+    assert_eq!(
+        h.schema_call(std::slice::from_ref(&t)).await,
+        vec![("sale".into(), 500)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,10 +106,13 @@ async fn a_reload_bulk_loads_and_falls_back_to_merging_on_existing_keys() {
     let t = simple("doc");
     h.schema_call(std::slice::from_ref(&t)).await;
     // Loading phase (just created): straight COPY, batch after batch.
-    h.rows(&t, 0, (1..=500).map(|k| ins(k, "first")).collect()).await;
-    h.rows(&t, 0, (501..=1000).map(|k| ins(k, "second")).collect()).await;
+    h.rows(&t, 0, (1..=500).map(|k| ins(k, "first")).collect())
+        .await;
+    h.rows(&t, 0, (501..=1000).map(|k| ins(k, "second")).collect())
+        .await;
     // Still loading, but a key that exists: the direct load is undone and merged instead.
-    h.rows(&t, 0, vec![ins(1, "merged"), ins(1001, "new")]).await;
+    h.rows(&t, 0, vec![ins(1, "merged"), ins(1001, "new")])
+        .await;
     assert_eq!(h.count("doc").await, 1001);
     let names = h.key_text("doc", "name").await;
     assert_eq!(names[0], (1, Some("merged".into())));
@@ -93,7 +120,8 @@ async fn a_reload_bulk_loads_and_falls_back_to_merging_on_existing_keys() {
     // After a wipe the table loads directly again.
     h.wipe("doc").await;
     assert_eq!(h.count("doc").await, 0);
-    h.rows(&t, 9, (1..=3).map(|k| ins(k, "again")).collect()).await;
+    h.rows(&t, 9, (1..=3).map(|k| ins(k, "again")).collect())
+        .await;
     assert_eq!(h.count("doc").await, 3);
     assert_eq!(h.state("doc").await.unwrap().0, 9);
 }
@@ -111,7 +139,10 @@ async fn rows_for_unknown_tables_or_other_schemas_fail_permanently() {
     h.schema_call(std::slice::from_ref(&t)).await;
     let other = table(
         "contact",
-        &[("contact_id", "int", false, ""), ("name", "nvarchar(60)", true, "")],
+        &[
+            ("contact_id", "int", false, ""),
+            ("name", "nvarchar(60)", true, ""),
+        ],
     );
     let env = h.envelope(rowdata(&other, 1, vec![]));
     let err = h.engine.apply(&env).await.unwrap_err();
@@ -123,7 +154,9 @@ async fn rows_for_unknown_tables_or_other_schemas_fail_permanently() {
 
     let err = h
         .engine
-        .apply(&h.envelope(Message::Wipe { table: "nothing".into() }))
+        .apply(&h.envelope(Message::Wipe {
+            table: "nothing".into(),
+        }))
         .await
         .unwrap_err();
     assert_eq!(err.table(), Some("nothing"));
@@ -139,8 +172,17 @@ async fn tenants_apply_concurrently_on_separate_schemas() {
         b.schema_call(std::slice::from_ref(&t))
     );
     assert_eq!((la[0].1, lb[0].1), (-1, -1));
-    tokio::join!(a.rows(&t, 3, vec![ins(1, "a")]), b.rows(&t, 4, vec![ins(1, "b")]));
-    assert_eq!(a.key_text("contact", "name").await, vec![(1, Some("a".into()))]);
-    assert_eq!(b.key_text("contact", "name").await, vec![(1, Some("b".into()))]);
+    tokio::join!(
+        a.rows(&t, 3, vec![ins(1, "a")]),
+        b.rows(&t, 4, vec![ins(1, "b")])
+    );
+    assert_eq!(
+        a.key_text("contact", "name").await,
+        vec![(1, Some("a".into()))]
+    );
+    assert_eq!(
+        b.key_text("contact", "name").await,
+        vec![(1, Some("b".into()))]
+    );
     assert!(a.engine.ping().await.is_ok());
 }

@@ -21,7 +21,10 @@ fn v1() -> mirror_common::schema::TableSchema {
 
 async fn loaded(h: &Harness) {
     let t = v1();
-    assert_eq!(h.schema_call(std::slice::from_ref(&t)).await, vec![("contact".into(), -1)]);
+    assert_eq!(
+        h.schema_call(std::slice::from_ref(&t)).await,
+        vec![("contact".into(), -1)]
+    );
     h.rows(
         &t,
         50,
@@ -42,11 +45,14 @@ async fn compatible_changes_alter_in_place_and_keep_the_lsn() {
         &[
             ("contact_id", "int", false, ""),
             ("name", "nvarchar(max)", true, "default (N'')"), // widened, nullable now
-            ("n", "int", true, ""),                          // widened
-            ("added", "datetime", true, ""),                 // new
+            ("n", "int", true, ""),                           // widened
+            ("added", "datetime", true, ""),                  // new
         ],
     );
-    assert_eq!(h.schema_call(std::slice::from_ref(&v2)).await, vec![("contact".into(), 50)]);
+    assert_eq!(
+        h.schema_call(std::slice::from_ref(&v2)).await,
+        vec![("contact".into(), 50)]
+    );
     assert_eq!(
         h.columns("contact").await,
         vec![
@@ -56,7 +62,10 @@ async fn compatible_changes_alter_in_place_and_keep_the_lsn() {
             ("added".into(), "timestamp without time zone".into(), true),
         ]
     );
-    assert_eq!(h.key_text("contact", "name").await, vec![(1, Some("Ada".into()))]);
+    assert_eq!(
+        h.key_text("contact", "name").await,
+        vec![(1, Some("Ada".into()))]
+    );
     // Batches with the new TableInfo apply; batches with the old one no longer match.
     h.rows(
         &v2,
@@ -67,8 +76,15 @@ async fn compatible_changes_alter_in_place_and_keep_the_lsn() {
         }],
     )
     .await;
-    assert_eq!(h.key_text("contact", "n").await, vec![(1, Some("70000".into()))]);
-    let err = h.engine.apply(&h.envelope(rowdata(&v1(), 0, vec![]))).await.unwrap_err();
+    assert_eq!(
+        h.key_text("contact", "n").await,
+        vec![(1, Some("70000".into()))]
+    );
+    let err = h
+        .engine
+        .apply(&h.envelope(rowdata(&v1(), 0, vec![])))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApplyError::SchemaMismatch { .. }));
 }
 
@@ -84,7 +100,10 @@ async fn incompatible_changes_rebuild_the_table_and_answer_minus_one() {
             ("name", "nvarchar(10)", false, "default (N'')"),
         ],
     );
-    assert_eq!(h.schema_call(std::slice::from_ref(&narrowed)).await, vec![("contact".into(), -1)]);
+    assert_eq!(
+        h.schema_call(std::slice::from_ref(&narrowed)).await,
+        vec![("contact".into(), -1)]
+    );
     assert_eq!(h.count("contact").await, 0);
     assert_eq!(
         h.columns("contact").await,
@@ -96,7 +115,10 @@ async fn incompatible_changes_rebuild_the_table_and_answer_minus_one() {
     let (lsn, epoch, _) = h.state("contact").await.unwrap();
     assert_eq!((lsn, epoch), (-1, epoch_before + 1));
     // Same schema again: unchanged, still -1 until reloaded.
-    assert_eq!(h.schema_call(std::slice::from_ref(&narrowed)).await, vec![("contact".into(), -1)]);
+    assert_eq!(
+        h.schema_call(std::slice::from_ref(&narrowed)).await,
+        vec![("contact".into(), -1)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,11 +127,17 @@ async fn absent_tables_are_dropped_by_default() {
     let (a, b) = (simple("keep"), simple("gone"));
     h.schema_call(&[a.clone(), b.clone()]).await;
     h.rows(&b, 5, vec![ins(1, "x")]).await;
-    assert_eq!(h.schema_call(std::slice::from_ref(&a)).await, vec![("keep".into(), -1)]);
+    assert_eq!(
+        h.schema_call(std::slice::from_ref(&a)).await,
+        vec![("keep".into(), -1)]
+    );
     assert!(!h.table_exists("gone").await);
     assert!(h.state("gone").await.is_none());
     // Coming back later, it starts over.
-    assert_eq!(h.schema_call(&[a, b]).await, vec![("keep".into(), -1), ("gone".into(), -1)]);
+    assert_eq!(
+        h.schema_call(&[a, b]).await,
+        vec![("keep".into(), -1), ("gone".into(), -1)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +149,10 @@ async fn absent_tables_are_kept_when_configured() {
     h.schema_call(std::slice::from_ref(&a)).await;
     assert!(h.table_exists("skipped").await);
     assert_eq!(h.count("skipped").await, 1);
-    assert_eq!(h.schema_call(&[a, b]).await, vec![("keep".into(), -1), ("skipped".into(), 5)]);
+    assert_eq!(
+        h.schema_call(&[a, b]).await,
+        vec![("keep".into(), -1), ("skipped".into(), 5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +165,11 @@ async fn force_resync_by_setting_the_lsn_to_minus_one() {
     ))
     .await;
     assert_eq!(h.schema_call(&[v1()]).await, vec![("contact".into(), -1)]);
-    assert_eq!(h.count("contact").await, 1, "the rows stay until SuperOffice wipes");
+    assert_eq!(
+        h.count("contact").await,
+        1,
+        "the rows stay until SuperOffice wipes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,10 +187,16 @@ async fn force_resync_by_deleting_the_row_and_dropping_the_table() {
     assert_eq!(h.state("contact").await.unwrap().0, -1);
     // Only the row deleted (table kept): the table is unknown, so it is rebuilt too.
     h.rows(&v1(), 80, vec![]).await;
-    h.exec(&format!("delete from {} where tablename = 'contact'", h.state_table()))
-        .await;
-    h.exec(&format!("insert into {} values (5, 'x', 1)", h.qualified("contact")))
-        .await;
+    h.exec(&format!(
+        "delete from {} where tablename = 'contact'",
+        h.state_table()
+    ))
+    .await;
+    h.exec(&format!(
+        "insert into {} values (5, 'x', 1)",
+        h.qualified("contact")
+    ))
+    .await;
     assert_eq!(h.schema_call(&[v1()]).await, vec![("contact".into(), -1)]);
     assert_eq!(h.count("contact").await, 0);
 }
@@ -232,12 +273,21 @@ async fn hooks_run_after_creation_and_cycles_and_failures_do_not_fail_the_messag
     assert_eq!(indexes, 2, "primary key + the hook's index");
     h.completed(&["contact"]).await;
     let log: Vec<String> = h
-        .query(&format!("SELECT t FROM {} ORDER BY 1", h.qualified("hook_log")))
+        .query(&format!(
+            "SELECT t FROM {} ORDER BY 1",
+            h.qualified("hook_log")
+        ))
         .await
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(log, vec!["\"".to_owned() + &h.schema + "\".\"contact\"", "cycle".into()]);
+    assert_eq!(
+        log,
+        vec![
+            "\"".to_owned() + &h.schema + "\".\"contact\"",
+            "cycle".into()
+        ]
+    );
 
     // A failing hook is logged; the message is applied regardless.
     std::fs::write(dir.join("after_table_created.sql"), "THIS IS NOT SQL;").unwrap();

@@ -186,7 +186,8 @@ async fn every_type_round_trips_through_copy_and_through_merge() {
             r
         })
         .collect();
-    h.rows(&schema, 0, as_rows(Operation::Update, &rotated)).await;
+    h.rows(&schema, 0, as_rows(Operation::Update, &rotated))
+        .await;
     assert_eq!(read_back(&h, &schema).await, sorted(rotated));
 
     // Negative zero keeps its sign bit.
@@ -252,8 +253,11 @@ async fn columns_get_the_documented_postgres_types_and_defaults() {
         .collect();
     assert_eq!(types, expected);
     // Defaults apply to rows written by others (hooks, operators).
-    h.exec(&format!("INSERT INTO {} (typed_id) VALUES (77)", h.qualified("typed")))
-        .await;
+    h.exec(&format!(
+        "INSERT INTO {} (typed_id) VALUES (77)",
+        h.qualified("typed")
+    ))
+    .await;
     let row = &h
         .query(&format!(
             "SELECT dt, nv FROM {} WHERE typed_id = 77",

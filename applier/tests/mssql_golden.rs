@@ -11,6 +11,7 @@
 //!   `ALTER COLUMN [c] SET DEFAULT (x)`);
 //! - `ALTER TABLE … ADD [c] … DEFAULT (x) WITH VALUES` (checked without `WITH VALUES`);
 //! - table hints on a MERGE target, `MERGE INTO t WITH (HOLDLOCK) AS m` (checked without them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod mssql_support;
 
@@ -21,8 +22,8 @@ use mirror_applier::dialect::mssql::bookkeeping::StateSql;
 use mirror_applier::dialect::mssql::bulk::Method;
 use mirror_applier::dialect::mssql::render::MssqlRender;
 use mirror_applier::dialect::mssql::statement::{
-    self, BEGIN, COMMIT, DATABASE_ID, LoadSql, MAX_PARAMS, PING, ROLLBACK, STAGE, insert_chunks,
-    rows_per_insert,
+    self, BEGIN, COMMIT, DATABASE_ID, HOOK_BEGIN, LoadSql, MAX_PARAMS, PING, ROLLBACK, STAGE,
+    insert_chunks, rows_per_insert,
 };
 use mirror_applier::dialect::{Render, Tenant};
 use mirror_applier::plan::{AlterAction, SchemaChange, diff};
@@ -509,8 +510,11 @@ fn session_and_transaction_statements() {
     entries.push(entry("ping", PING));
     entries.push(entry(
         "a hook runs in the tenant database",
-        format!("USE {}", MssqlRender.quote(&tenant().storage).unwrap()),
+        MssqlRender.use_database(&tenant()).unwrap(),
     ));
+    for (i, s) in HOOK_BEGIN.iter().enumerate() {
+        entries.push(entry(format!("a hook's transaction ({})", i + 1), *s));
+    }
     assert!(golden("session", &entries).is_empty());
 }
 

@@ -90,7 +90,7 @@ fn row(i: usize) -> Vec<Option<String>> {
         Some(format!("[S:{}]", i % 5)),
         Some(format!("{first}.{last}@example.com").replace(' ', "")),
         Some(format!("{last}, {first}")),
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             None
         } else {
             Some("[DT:01/01/1760 00:00:00.0000000]".into())

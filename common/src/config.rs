@@ -168,6 +168,8 @@ pub struct DatabaseSettings {
     pub drop_absent_tables: bool,
     /// Folder of per-tenant SQL hooks run after table creation and after each completed cycle.
     pub hooks_dir: Option<PathBuf>,
+    /// Database connections per worker process: an upper bound on tenants applied at once.
+    pub pool_size: usize,
 }
 
 impl Default for DatabaseSettings {
@@ -178,6 +180,7 @@ impl Default for DatabaseSettings {
             name_template: "Mirror_{context_id}".into(),
             drop_absent_tables: true,
             hooks_dir: None,
+            pool_size: 16,
         }
     }
 }
@@ -284,6 +287,9 @@ impl Settings {
                 "MIRROR__HTTP__MAX_CONCURRENT_CALLS",
                 "must be at least 1",
             ));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("MIRROR__DATABASE__POOL_SIZE", "must be at least 1"));
         }
         if self.amqp.prefetch == 0 {
             return Err(invalid("MIRROR__AMQP__PREFETCH", "must be at least 1"));

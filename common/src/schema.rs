@@ -213,8 +213,8 @@ pub enum DefaultValue {
 }
 
 impl DefaultValue {
-    /// Parses a clause. `Ok(None)` for an empty clause; `Err(())` for anything not understood.
-    pub fn parse_clause(raw: &str) -> Result<Option<DefaultValue>, ()> {
+    /// Parses a clause. `Ok(None)` for an empty clause; an error for anything not understood.
+    pub fn parse_clause(raw: &str) -> Result<Option<DefaultValue>, UnsupportedDefault> {
         let s = raw.trim();
         if s.is_empty() {
             return Ok(None);
@@ -223,9 +223,13 @@ impl DefaultValue {
             Some(kw) if kw.eq_ignore_ascii_case("default") => s[7..].trim(),
             _ => s,
         };
-        parse_default_expr(rest).map(Some).ok_or(())
+        parse_default_expr(rest).map(Some).ok_or(UnsupportedDefault)
     }
 }
+
+/// A `DefaultValue` clause that is not one literal or well-known function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsupportedDefault;
 
 /// Strips balanced outer parentheses and reads one literal.
 fn parse_default_expr(mut s: &str) -> Option<DefaultValue> {
@@ -257,10 +261,8 @@ fn parse_default_expr(mut s: &str) -> Option<DefaultValue> {
         let mut text = String::with_capacity(body.len());
         let mut chars = body.chars().peekable();
         while let Some(c) = chars.next() {
-            if c == '\'' {
-                if chars.next() != Some('\'') {
-                    return None;
-                }
+            if c == '\'' && chars.next() != Some('\'') {
+                return None;
             }
             text.push(c);
         }
@@ -351,7 +353,7 @@ impl RawTableSchema {
                 ty: raw.ty.clone(),
             })?;
             let default =
-                DefaultValue::parse_clause(&raw.default).map_err(|()| SchemaError::BadDefault {
+                DefaultValue::parse_clause(&raw.default).map_err(|UnsupportedDefault| SchemaError::BadDefault {
                     table: table.clone(),
                     column: raw.name.clone(),
                     clause: raw.default.clone(),
@@ -477,7 +479,7 @@ mod tests {
             "default (user_name())",
             "default ((1)",
         ] {
-            assert_eq!(DefaultValue::parse_clause(bad), Err(()), "{bad:?}");
+            assert_eq!(DefaultValue::parse_clause(bad), Err(UnsupportedDefault), "{bad:?}");
         }
     }
 

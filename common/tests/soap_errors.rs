@@ -1,6 +1,8 @@
 //! Every kind of bad input gets a precise error and the right classification (SOAP fault versus
 //! `IsSuccessful=false`), and nothing panics.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod soap_support;
 
 use mirror_common::batch::decode_batches;

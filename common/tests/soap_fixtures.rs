@@ -2,6 +2,8 @@
 //! says, rendering a request reproduces its fixture, and our responses have exactly the shape of
 //! SuperOffice's own client's answers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod soap_support;
 
 use std::borrow::Cow;

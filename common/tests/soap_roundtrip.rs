@@ -2,6 +2,8 @@
 //! what WCF or another SOAP stack may legitimately write: other prefixes, default namespaces,
 //! members in another order, unknown members, comments, CDATA and an XML declaration.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::borrow::Cow;
 
 use mirror_common::schema::{RawColumn, RawTableSchema};

@@ -1,6 +1,7 @@
 //! `mirror-receiver`: the SOAP endpoint for SuperOffice's Mirroring Task.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
@@ -17,13 +18,25 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line naming the setting or resource at fault, for operators and orchestrators.
+            eprintln!("mirror-receiver: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let settings = Settings::from_process(args.config).context("invalid configuration")?;
     telemetry::init_subscriber(&settings.log);
     let app = Application::build(settings, BuildOptions::default())
         .await
         .context("cannot start the receiver")?;
-    app.run(shutdown::on_signal()).await?;
+    app.run(shutdown::on_signal())
+        .await
+        .context("the HTTP server failed")?;
     Ok(())
 }

@@ -463,3 +463,53 @@ async fn shutdown_stops_intake_but_lets_in_flight_calls_finish() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_unroutable_message_is_refused_and_the_topology_heals_on_reconnect() {
+    let app = TestApp::spawn(|_| {}).await;
+    app.wait_ready().await;
+    let partition = app.topology.partition_of(TENANT);
+    // Someone deletes the tenant's partition queue: the exchange has no route for it any more.
+    app.channel()
+        .await
+        .queue_delete(
+            app.topology.queue(partition).as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    let reply = app
+        .call(TENANT, row_data(contact_table(), 1, contact_rows()))
+        .await;
+    assert_eq!(
+        reply.outcome(),
+        (false, mirror_receiver::error::BROKER_UNAVAILABLE.to_owned())
+    );
+    let (_, text) = app.get("/metrics").await;
+    assert!(
+        text.contains(&format!(
+            "{}{{reason=\"returned\"}} 1",
+            metrics::PUBLISH_FAILURES_TOTAL
+        )),
+        "{text}"
+    );
+
+    // Authenticate finds the queue missing, skips the cycle and has the link rebuilt, which
+    // declares the topology again.
+    let reply = app.call(TENANT, RequestBody::Authenticate).await;
+    let Response::Authenticate { answer, .. } = reply.response() else {
+        panic!("expected Authenticate: {}", reply.text);
+    };
+    assert_eq!(answer.additional_information_json, DO_NOT_REPLICATE);
+    eventually("the partition queue to be declared again", || async {
+        let reply = app
+            .call(TENANT, row_data(contact_table(), 2, contact_rows()))
+            .await;
+        reply.outcome().0.then_some(())
+    })
+    .await;
+    let (envelope, _) = app.take(partition).await;
+    assert!(matches!(envelope.message, Message::RowData { ref batches } if batches[0].lsn == 2));
+    app.stop().await;
+}

@@ -120,8 +120,14 @@ pub async fn demo(
         [
             ("MIRROR__AUTH__CLIENT_ID", DEMO_CLIENT_ID.to_owned()),
             ("MIRROR__AUTH__ENVIRONMENT", "custom".to_owned()),
-            ("MIRROR__AUTH__CERTIFICATE_FILE", path(&files.issuer_certificate)),
-            ("MIRROR__AUTH__PRIVATE_KEY_FILE", path(&files.application_key_pem)),
+            (
+                "MIRROR__AUTH__CERTIFICATE_FILE",
+                path(&files.issuer_certificate),
+            ),
+            (
+                "MIRROR__AUTH__PRIVATE_KEY_FILE",
+                path(&files.application_key_pem),
+            ),
             ("MIRROR__AMQP__URL", config.amqp_url.clone()),
             ("MIRROR__AMQP__PREFIX", prefix.clone()),
             ("MIRROR__AMQP__PARTITIONS", config.partitions.to_string()),
@@ -133,9 +139,11 @@ pub async fn demo(
     )?;
 
     let services = CancellationToken::new();
-    let receiver =
-        mirror_receiver::Application::build(settings.clone(), mirror_receiver::BuildOptions::default())
-            .await?;
+    let receiver = mirror_receiver::Application::build(
+        settings.clone(),
+        mirror_receiver::BuildOptions::default(),
+    )
+    .await?;
     let applier = mirror_applier::startup::Application::build(settings.clone())
         .await
         .map_err(|e| DemoError::Applier(format!("{e:#}")))?;
@@ -180,8 +188,18 @@ pub async fn demo(
 
     services.cancel();
     for (name, stopped) in [
-        ("receiver", tokio::time::timeout(STOP_TIMEOUT, receiver_task).await.is_ok()),
-        ("applier", tokio::time::timeout(STOP_TIMEOUT, applier_task).await.is_ok()),
+        (
+            "receiver",
+            tokio::time::timeout(STOP_TIMEOUT, receiver_task)
+                .await
+                .is_ok(),
+        ),
+        (
+            "applier",
+            tokio::time::timeout(STOP_TIMEOUT, applier_task)
+                .await
+                .is_ok(),
+        ),
     ] {
         if !stopped {
             tracing::warn!(service = name, "The service did not stop in time.");
@@ -235,7 +253,11 @@ async fn check_postgres(url: &str) -> Result<(), DemoError> {
 }
 
 /// Polls `/readyz` until it answers 200.
-async fn wait_ready(service: &'static str, port: u16, cancel: &CancellationToken) -> Result<(), DemoError> {
+async fn wait_ready(
+    service: &'static str,
+    port: u16,
+    cancel: &CancellationToken,
+) -> Result<(), DemoError> {
     let url = format!("http://127.0.0.1:{port}/readyz");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
@@ -261,7 +283,9 @@ async fn wait_ready(service: &'static str, port: u16, cancel: &CancellationToken
 }
 
 async fn drop_schema(reader: &PgReader, template: &str, tenant: &str) {
-    let schema = template.replace("{context_id}", tenant).replace('"', "\"\"");
+    let schema = template
+        .replace("{context_id}", tenant)
+        .replace('"', "\"\"");
     let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
     match tokio::time::timeout(Duration::from_secs(60), reader.client().batch_execute(&sql)).await {
         Ok(Ok(())) => {}
@@ -278,11 +302,17 @@ pub async fn delete_topology(settings: &Settings) {
         let channel = connection.create_channel().await?;
         for partition in 0..topology.partitions {
             channel
-                .queue_delete(topology.queue(partition).as_str().into(), Default::default())
+                .queue_delete(
+                    topology.queue(partition).as_str().into(),
+                    Default::default(),
+                )
                 .await?;
         }
         channel
-            .queue_delete(topology.dead_letter_queue().as_str().into(), Default::default())
+            .queue_delete(
+                topology.dead_letter_queue().as_str().into(),
+                Default::default(),
+            )
             .await?;
         for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
             channel
@@ -294,7 +324,9 @@ pub async fn delete_topology(settings: &Settings) {
     };
     match tokio::time::timeout(Duration::from_secs(30), work).await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, prefix = %topology.prefix, "Cannot delete the demo queues."),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, prefix = %topology.prefix, "Cannot delete the demo queues.")
+        }
         Err(_) => tracing::warn!(prefix = %topology.prefix, "Deleting the demo queues timed out."),
     }
 }

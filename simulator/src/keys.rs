@@ -95,10 +95,18 @@ impl Keys {
         })?;
         let files = KeyFiles::in_dir(dir);
         let public = self.application.public_key();
-        write(&files.issuer_certificate, &self.issuer.certificate_pem(), false)?;
+        write(
+            &files.issuer_certificate,
+            &self.issuer.certificate_pem(),
+            false,
+        )?;
         write(&files.issuer_key, &self.issuer.private_key_pem(), true)?;
         write(&files.application_key_pem, &self.application.to_pem(), true)?;
-        write(&files.application_key_xml, &self.application.to_rsa_xml(), true)?;
+        write(
+            &files.application_key_xml,
+            &self.application.to_rsa_xml(),
+            true,
+        )?;
         write(&files.application_public_pem, &public.to_pem(), false)?;
         write(&files.application_public_xml, &public.to_rsa_xml(), false)?;
         Ok(files)
@@ -179,15 +187,26 @@ mod tests {
             &files.application_public_pem,
             &files.application_public_xml,
         ] {
-            assert!(std::fs::metadata(path).unwrap().len() > 100, "{}", path.display());
+            assert!(
+                std::fs::metadata(path).unwrap().len() > 100,
+                "{}",
+                path.display()
+            );
         }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&files.issuer_key).unwrap().permissions().mode();
+            let mode = std::fs::metadata(&files.issuer_key)
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        for public in [&files.application_public_pem, &files.application_public_xml, &files.application_key_xml] {
+        for public in [
+            &files.application_public_pem,
+            &files.application_public_xml,
+            &files.application_key_xml,
+        ] {
             let credentials = load_credentials(
                 &files.issuer_certificate,
                 &files.issuer_key,

@@ -15,8 +15,10 @@ use crate::source::{Rng, Source, SourceError};
 /// One cycle's script step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
-    /// No changes: the first cycle loads everything; later it proves the mirror is settled.
+    /// No changes: the first cycle, which loads everything.
     Initial,
+    /// No changes: a later cycle that only sends what the mirror still lacks (settling cycles).
+    Idle,
     /// Inserts, updates, deletes, insert-then-update and update-then-delete.
     Changes,
     /// A new column, a widened column and an incompatible type change, plus row changes.
@@ -35,8 +37,9 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 7] = [
+    pub const ALL: [Step; 8] = [
         Step::Initial,
+        Step::Idle,
         Step::Changes,
         Step::Schema,
         Step::SkipTable,
@@ -48,6 +51,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Initial => "initial",
+            Step::Idle => "idle",
             Step::Changes => "changes",
             Step::Schema => "schema",
             Step::SkipTable => "skip-table",
@@ -73,7 +77,10 @@ impl FromStr for Step {
             .find(|step| step.name() == s.trim())
             .ok_or_else(|| {
                 let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
-                format!("unknown scenario step {s:?} (expected one of {})", names.join(", "))
+                format!(
+                    "unknown scenario step {s:?} (expected one of {})",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -154,7 +161,7 @@ impl ScriptState {
     ) -> Result<CyclePlan, SourceError> {
         let mut plan = CyclePlan::default();
         match step {
-            Step::Initial => {}
+            Step::Initial | Step::Idle => {}
             Step::Changes => row_changes(source, rng, churn)?,
             Step::Schema => {
                 self.schema_changes += 1;
@@ -176,9 +183,15 @@ impl ScriptState {
                 // and hide the restore from the Mirroring Task's "mirror is ahead" check.
                 if let Some(backup) = self.restorable.take() {
                     *source = backup;
-                    tracing::info!(tenant = source.tenant(), "Restored the source from a backup.");
+                    tracing::info!(
+                        tenant = source.tenant(),
+                        "Restored the source from a backup."
+                    );
                 } else {
-                    tracing::info!(tenant = source.tenant(), "No safe backup to restore; skipped.");
+                    tracing::info!(
+                        tenant = source.tenant(),
+                        "No safe backup to restore; skipped."
+                    );
                 }
             }
             Step::ExpireHistory => {
@@ -274,7 +287,10 @@ fn schema_changes(source: &mut Source, n: u32) -> Result<(), SourceError> {
         }
     }
     if let Some(table) = source.table("y_kostenstelle")
-        && let Some(column) = table.columns().iter().find(|c| c.name() == "x_beschreibung")
+        && let Some(column) = table
+            .columns()
+            .iter()
+            .find(|c| c.name() == "x_beschreibung")
     {
         let ty = if column.ty().is_text() {
             ColumnType::Int
@@ -295,7 +311,12 @@ mod tests {
         for step in Step::ALL {
             assert_eq!(step.name().parse::<Step>(), Ok(step));
         }
-        assert!("explode".parse::<Step>().unwrap_err().contains("skip-table"));
+        assert!(
+            "explode"
+                .parse::<Step>()
+                .unwrap_err()
+                .contains("skip-table")
+        );
         assert_eq!(step_for(&DEFAULT_SCRIPT, 1), Step::Initial);
         assert_eq!(step_for(&DEFAULT_SCRIPT, 3), Step::Schema);
         assert_eq!(step_for(&DEFAULT_SCRIPT, 99), Step::Changes);
@@ -324,18 +345,31 @@ mod tests {
         let mut rng = Rng::from_parts(&[1]);
         let contact_columns = source.table("contact").unwrap().columns().len();
         let kst = |s: &Source| {
-            s.table("y_kostenstelle").unwrap().schema().columns
+            s.table("y_kostenstelle")
+                .unwrap()
+                .schema()
+                .columns
                 .into_iter()
                 .find(|c| c.name == "x_beschreibung")
                 .unwrap()
                 .ty
         };
         assert_eq!(kst(&source), "nvarchar(255)");
-        state.apply(Step::Schema, &mut source, &mut rng, Churn::default()).unwrap();
-        assert_eq!(source.table("contact").unwrap().columns().len(), contact_columns + 1);
+        state
+            .apply(Step::Schema, &mut source, &mut rng, Churn::default())
+            .unwrap();
+        assert_eq!(
+            source.table("contact").unwrap().columns().len(),
+            contact_columns + 1
+        );
         assert_eq!(kst(&source), "int");
-        state.apply(Step::Schema, &mut source, &mut rng, Churn::default()).unwrap();
-        assert_eq!(source.table("contact").unwrap().columns().len(), contact_columns + 2);
+        state
+            .apply(Step::Schema, &mut source, &mut rng, Churn::default())
+            .unwrap();
+        assert_eq!(
+            source.table("contact").unwrap().columns().len(),
+            contact_columns + 2
+        );
         assert_eq!(kst(&source), "nvarchar(255)");
     }
 
@@ -345,10 +379,14 @@ mod tests {
         let mut state = ScriptState::default();
         let mut rng = Rng::from_parts(&[1]);
         let all = source.mirrored_tables().count();
-        state.apply(Step::SkipTable, &mut source, &mut rng, Churn::default()).unwrap();
+        state
+            .apply(Step::SkipTable, &mut source, &mut rng, Churn::default())
+            .unwrap();
         assert_eq!(source.mirrored_tables().count(), all - 1);
         assert!(source.mirrored_tables().all(|t| t.name() != SKIPPED_TABLE));
-        state.apply(Step::Changes, &mut source, &mut rng, Churn::default()).unwrap();
+        state
+            .apply(Step::Changes, &mut source, &mut rng, Churn::default())
+            .unwrap();
         assert_eq!(source.mirrored_tables().count(), all);
     }
 
@@ -359,25 +397,35 @@ mod tests {
         let mut rng = Rng::from_parts(&[1]);
         let churn = Churn::default();
         state.previous_cycle(false, &source);
-        state.apply(Step::Initial, &mut source, &mut rng, churn).unwrap();
+        state
+            .apply(Step::Initial, &mut source, &mut rng, churn)
+            .unwrap();
         // Cycle 2: changes; its start is the backup.
         state.previous_cycle(true, &source);
         let backup_version = source.current_version();
-        state.apply(Step::Changes, &mut source, &mut rng, churn).unwrap();
+        state
+            .apply(Step::Changes, &mut source, &mut rng, churn)
+            .unwrap();
         let ahead = source.current_version();
         assert!(ahead > backup_version);
         // Cycle 2 completed: restoring goes back to its start.
         state.previous_cycle(true, &source);
-        let plan = state.apply(Step::Restore, &mut source, &mut rng, churn).unwrap();
+        let plan = state
+            .apply(Step::Restore, &mut source, &mut rng, churn)
+            .unwrap();
         assert_eq!(plan, CyclePlan::default());
         assert_eq!(source.current_version(), backup_version);
 
         // After an aborted cycle there is nothing safe to restore.
         state.previous_cycle(true, &source);
-        state.apply(Step::Abort, &mut source, &mut rng, churn).unwrap();
+        state
+            .apply(Step::Abort, &mut source, &mut rng, churn)
+            .unwrap();
         state.previous_cycle(false, &source);
         let v = source.current_version();
-        state.apply(Step::Restore, &mut source, &mut rng, churn).unwrap();
+        state
+            .apply(Step::Restore, &mut source, &mut rng, churn)
+            .unwrap();
         assert_eq!(source.current_version(), v);
     }
 
@@ -386,10 +434,14 @@ mod tests {
         let mut source = Source::new("Cust1", 1, 1_000).unwrap();
         let mut state = ScriptState::default();
         let mut rng = Rng::from_parts(&[1]);
-        let plan = state.apply(Step::Abort, &mut source, &mut rng, Churn::default()).unwrap();
+        let plan = state
+            .apply(Step::Abort, &mut source, &mut rng, Churn::default())
+            .unwrap();
         assert_eq!(plan.abort_after_row_calls, Some(1));
         let v = source.current_version();
-        state.apply(Step::ExpireHistory, &mut source, &mut rng, Churn::default()).unwrap();
+        state
+            .apply(Step::ExpireHistory, &mut source, &mut rng, Churn::default())
+            .unwrap();
         assert_eq!(source.min_valid_version(), v);
         assert!(source.current_version() > v);
     }

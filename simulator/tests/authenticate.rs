@@ -1,6 +1,8 @@
 //! The cycle's first step against a real receiver: a wrongly signed Authenticate answer stops the
 //! cycle before anything is sent, and a token the receiver does not trust fails the cycle too.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::time::Duration;
 
 use mirror_common::config::Settings;
@@ -15,7 +17,10 @@ const CLIENT_ID: &str = "0123456789abcdef0123456789abcdef";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_answer_or_an_untrusted_token_stops_the_cycle() {
     let keys = Keys::generate(1024).unwrap();
-    let prefix = format!("mirror-sim-auth-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let prefix = format!(
+        "mirror-sim-auth-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let dir = std::env::temp_dir().join(&prefix);
     let files = keys.write(&dir).unwrap();
     let settings = Settings::load(
@@ -23,8 +28,14 @@ async fn a_wrong_answer_or_an_untrusted_token_stops_the_cycle() {
         [
             ("MIRROR__AUTH__CLIENT_ID", CLIENT_ID.to_owned()),
             ("MIRROR__AUTH__ENVIRONMENT", "custom".to_owned()),
-            ("MIRROR__AUTH__CERTIFICATE_FILE", files.issuer_certificate.display().to_string()),
-            ("MIRROR__AUTH__PRIVATE_KEY_FILE", files.application_key_pem.display().to_string()),
+            (
+                "MIRROR__AUTH__CERTIFICATE_FILE",
+                files.issuer_certificate.display().to_string(),
+            ),
+            (
+                "MIRROR__AUTH__PRIVATE_KEY_FILE",
+                files.application_key_pem.display().to_string(),
+            ),
             ("MIRROR__AMQP__PREFIX", prefix.clone()),
             ("MIRROR__AMQP__PARTITIONS", "1".to_owned()),
             ("MIRROR__HTTP__LISTEN", "127.0.0.1:0".to_owned()),
@@ -65,13 +76,13 @@ async fn a_wrong_answer_or_an_untrusted_token_stops_the_cycle() {
     let other = Keys::generate(1024).unwrap();
     let mut wrong_key = keys.credentials(CLIENT_ID);
     wrong_key.application_key = other.application.public_key();
-    let wrong_answer = cycle(Endpoint::new(&url, wrong_key, Duration::from_secs(30)).unwrap()).await;
+    let wrong_answer =
+        cycle(Endpoint::new(&url, wrong_key, Duration::from_secs(30)).unwrap()).await;
 
     // Tokens from an issuer the receiver does not trust.
-    let untrusted = cycle(
-        Endpoint::new(&url, other.credentials(CLIENT_ID), Duration::from_secs(30)).unwrap(),
-    )
-    .await;
+    let untrusted =
+        cycle(Endpoint::new(&url, other.credentials(CLIENT_ID), Duration::from_secs(30)).unwrap())
+            .await;
 
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
@@ -81,7 +92,10 @@ async fn a_wrong_answer_or_an_untrusted_token_stops_the_cycle() {
     match &ok.status {
         CycleStatus::Skipped => assert_eq!(ok.calls, 1),
         CycleStatus::Completed | CycleStatus::Failed(_) => {
-            assert!(ok.calls >= 2, "Authenticate passed, TableSchema was tried: {ok:?}");
+            assert!(
+                ok.calls >= 2,
+                "Authenticate passed, TableSchema was tried: {ok:?}"
+            );
         }
         other => panic!("{other:?}"),
     }

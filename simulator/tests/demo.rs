@@ -3,6 +3,8 @@
 //! half-way), then settling, verification, and a deliberately corrupted mirror the verifier must
 //! catch.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +41,9 @@ async fn two_tenants_three_cycles_mirror_exactly_and_corruption_is_caught() {
     // Tamper with tenant 1's mirror, verify again, then drop both mirrors before asserting.
     let first = &outcome.runs[0];
     let template = "Mirror_{context_id}";
-    let mut reader = PgReader::connect(DATABASE_URL, template, first.tenant()).await.unwrap();
+    let mut reader = PgReader::connect(DATABASE_URL, template, first.tenant())
+        .await
+        .unwrap();
     let schema = format!("\"Mirror_{}\"", first.tenant());
     let person = first.source.table("person").unwrap();
     let keys: Vec<i32> = person.live_keys().take(3).collect();
@@ -57,7 +61,10 @@ async fn two_tenants_three_cycles_mirror_exactly_and_corruption_is_caught() {
     for run in &outcome.runs {
         reader
             .client()
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"Mirror_{}\" CASCADE", run.tenant()))
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"Mirror_{}\" CASCADE",
+                run.tenant()
+            ))
             .await
             .unwrap();
     }
@@ -67,17 +74,44 @@ async fn two_tenants_three_cycles_mirror_exactly_and_corruption_is_caught() {
     assert_eq!(outcome.runs.len(), 2);
     for run in &outcome.runs {
         let statuses: Vec<&CycleStatus> = run.cycles.iter().map(|c| &c.status).collect();
-        assert_eq!(statuses[0], &CycleStatus::Completed, "{}: {statuses:?}", run.tenant());
-        assert_eq!(statuses[1], &CycleStatus::Completed, "{}: {statuses:?}", run.tenant());
-        assert_eq!(statuses[2], &CycleStatus::Aborted, "{}: {statuses:?}", run.tenant());
+        assert_eq!(
+            statuses[0],
+            &CycleStatus::Completed,
+            "{}: {statuses:?}",
+            run.tenant()
+        );
+        assert_eq!(
+            statuses[1],
+            &CycleStatus::Completed,
+            "{}: {statuses:?}",
+            run.tenant()
+        );
+        assert_eq!(
+            statuses[2],
+            &CycleStatus::Aborted,
+            "{}: {statuses:?}",
+            run.tenant()
+        );
         assert_eq!(run.settled, Some(true), "{}: {statuses:?}", run.tenant());
         // The initial load wiped and filled every table.
         let initial = &run.cycles[0];
-        assert!(initial.tables.iter().all(|t| matches!(t.mode, SyncMode::Full(_))));
-        assert_eq!(initial.rows(), initial.tables.iter().map(|t| t.inserts).sum::<u64>());
+        assert!(
+            initial
+                .tables
+                .iter()
+                .all(|t| matches!(t.mode, SyncMode::Full(_)))
+        );
+        assert_eq!(
+            initial.rows(),
+            initial.tables.iter().map(|t| t.inserts).sum::<u64>()
+        );
         // The incompatible type change made the mirror recreate y_kostenstelle: reloaded.
         let schema_cycle = &run.cycles[1];
-        let kst = schema_cycle.tables.iter().find(|t| t.table == "y_kostenstelle").unwrap();
+        let kst = schema_cycle
+            .tables
+            .iter()
+            .find(|t| t.table == "y_kostenstelle")
+            .unwrap();
         assert!(matches!(kst.mode, SyncMode::Full(_)), "{kst:?}");
         // After the aborted cycle, a settling cycle resent its changes.
         assert!(run.cycles[3].rows() > 0, "{:?}", run.cycles[3]);
@@ -96,13 +130,33 @@ async fn two_tenants_three_cycles_mirror_exactly_and_corruption_is_caught() {
     assert!(!tampered.is_clean(), "{tampered}");
     let person = tampered.table("person").unwrap();
     assert_eq!(
-        (person.wrong, person.lost, person.unexpected, person.duplicated),
+        (
+            person.wrong,
+            person.lost,
+            person.unexpected,
+            person.duplicated
+        ),
         (1, 2, 1, 0),
         "{tampered}"
     );
-    let wrong = person.samples.iter().find(|s| s.kind == DiffKind::Wrong).unwrap();
+    let wrong = person
+        .samples
+        .iter()
+        .find(|s| s.kind == DiffKind::Wrong)
+        .unwrap();
     assert_eq!(wrong.key, i64::from(keys[0]));
-    assert!(wrong.columns.iter().any(|(c, _, actual)| c == "firstname" && actual.contains("tampered")));
+    assert!(
+        wrong
+            .columns
+            .iter()
+            .any(|(c, _, actual)| c == "firstname" && actual.contains("tampered"))
+    );
     assert_eq!(tampered.differences(), 4);
-    assert!(tampered.tables.iter().filter(|t| t.table != "person").all(|t| t.is_clean()));
+    assert!(
+        tampered
+            .tables
+            .iter()
+            .filter(|t| t.table != "person")
+            .all(|t| t.is_clean())
+    );
 }

@@ -1,6 +1,8 @@
 //! The verifier against a real PostgreSQL mirror that the test writes itself (no receiver, no
 //! applier): an exact copy is clean, and every kind of difference is reported.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use mirror_common::schema::{ColumnType, RawColumn, RawTableSchema};
 use mirror_common::value::Value;
 use mirror_sim::source::Source;
@@ -35,11 +37,17 @@ fn tables() -> Vec<RawTableSchema> {
         },
         RawTableSchema {
             name: "person".into(),
-            columns: vec![col("person_id", "int", false), col("firstname", "nvarchar(99)", false)],
+            columns: vec![
+                col("person_id", "int", false),
+                col("firstname", "nvarchar(99)", false),
+            ],
         },
         RawTableSchema {
             name: "y_missing".into(),
-            columns: vec![col("id", "int", false), col("x_name", "nvarchar(255)", true)],
+            columns: vec![
+                col("id", "int", false),
+                col("x_name", "nvarchar(255)", true),
+            ],
         },
     ]
 }
@@ -65,7 +73,13 @@ fn param(ty: ColumnType, value: &Value) -> Box<dyn ToSql + Sync + Send> {
 
 /// Creates `table` in `schema` as the mirror would (optionally without a primary key, so a
 /// duplicate can be planted) and copies the source's rows into it.
-async fn copy_table(client: &tokio_postgres::Client, schema: &str, source: &Source, table: &str, key: bool) {
+async fn copy_table(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    source: &Source,
+    table: &str,
+    key: bool,
+) {
     let t = source.table(table).unwrap();
     let columns: Vec<String> = t
         .columns()
@@ -77,7 +91,10 @@ async fn copy_table(client: &tokio_postgres::Client, schema: &str, source: &Sour
         })
         .collect();
     client
-        .batch_execute(&format!("CREATE TABLE \"{schema}\".\"{table}\" ({})", columns.join(", ")))
+        .batch_execute(&format!(
+            "CREATE TABLE \"{schema}\".\"{table}\" ({})",
+            columns.join(", ")
+        ))
         .await
         .unwrap();
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
@@ -96,7 +113,10 @@ async fn copy_table(client: &tokio_postgres::Client, schema: &str, source: &Sour
             .zip(&row)
             .map(|(c, v)| param(c.ty(), v))
             .collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
         client.execute(&insert, &refs).await.unwrap();
     }
 }
@@ -107,7 +127,9 @@ async fn an_exact_copy_is_clean_and_every_difference_is_reported() {
     let template = "SimVerify_{context_id}";
     let schema = format!("SimVerify_{tenant}");
     let source = Source::with_tables(&tenant, 5, 400, &tables()).unwrap();
-    let mut reader = PgReader::connect(DATABASE_URL, template, &tenant).await.unwrap();
+    let mut reader = PgReader::connect(DATABASE_URL, template, &tenant)
+        .await
+        .unwrap();
     reader
         .client()
         .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
@@ -158,15 +180,27 @@ async fn an_exact_copy_is_clean_and_every_difference_is_reported() {
     // The damage.
     let contact = broken.table("contact").unwrap();
     assert_eq!(
-        (contact.wrong, contact.lost, contact.duplicated, contact.unexpected),
+        (
+            contact.wrong,
+            contact.lost,
+            contact.duplicated,
+            contact.unexpected
+        ),
         (1, 1, 1, 1),
         "{broken}"
     );
     assert_eq!(contact.mirror_lsn, Some(4711));
     let sample = |kind| contact.samples.iter().find(|s| s.kind == kind).unwrap();
     assert_eq!(sample(DiffKind::Wrong).key, i64::from(wrong));
-    let changed: Vec<&str> = sample(DiffKind::Wrong).columns.iter().map(|(c, _, _)| c.as_str()).collect();
-    assert!(changed.contains(&"amount") && changed.contains(&"notes"), "{changed:?}");
+    let changed: Vec<&str> = sample(DiffKind::Wrong)
+        .columns
+        .iter()
+        .map(|(c, _, _)| c.as_str())
+        .collect();
+    assert!(
+        changed.contains(&"amount") && changed.contains(&"notes"),
+        "{changed:?}"
+    );
     assert_eq!(sample(DiffKind::Lost).key, i64::from(lost));
     assert_eq!(sample(DiffKind::Duplicated).key, i64::from(doubled));
     assert_eq!(sample(DiffKind::Unexpected).key, 999_999);

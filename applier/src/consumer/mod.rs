@@ -14,6 +14,7 @@
 mod handler;
 mod mirror;
 mod partition;
+mod reply;
 mod supervisor;
 
 use std::sync::Arc;

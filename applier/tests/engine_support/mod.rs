@@ -70,7 +70,12 @@ impl Harness {
 
     /// Applies a TableSchema call and returns its LSNs by table.
     pub async fn schema_call(&self, tables: &[TableSchema]) -> Vec<(String, i64)> {
-        lsns(self.apply(Message::TableSchema { tables: tables.to_vec() }).await)
+        lsns(
+            self.apply(Message::TableSchema {
+                tables: tables.to_vec(),
+            })
+            .await,
+        )
     }
 
     pub async fn rows(&self, table: &TableSchema, lsn: i64, rows: Vec<Row>) -> Applied {
@@ -78,7 +83,10 @@ impl Harness {
     }
 
     pub async fn wipe(&self, table: &str) -> Applied {
-        self.apply(Message::Wipe { table: table.into() }).await
+        self.apply(Message::Wipe {
+            table: table.into(),
+        })
+        .await
     }
 
     pub async fn completed(&self, tables: &[&str]) -> Applied {
@@ -234,7 +242,11 @@ pub fn simple(name: &str) -> TableSchema {
 pub fn upsert(op: Operation, key: i32, name: &str) -> Row {
     Row {
         op,
-        values: vec![Value::Int(key), Value::Text(name.into()), Value::Int(key * 10)],
+        values: vec![
+            Value::Int(key),
+            Value::Text(name.into()),
+            Value::Int(key * 10),
+        ],
     }
 }
 

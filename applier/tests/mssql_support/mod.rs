@@ -1,6 +1,6 @@
 //! Shared by the SQL Server suites: real SuperOffice table schemas from the captured TableSchema
 //! call, and small schema builders.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use mirror_common::schema::{
     Column, ColumnType, DefaultValue, RawColumn, RawTableSchema, TableSchema,

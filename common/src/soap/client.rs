@@ -4,7 +4,8 @@
 use super::contract::{array, boolean, member, required, set, string, table_lsn};
 use super::envelope::parse_envelope;
 use super::error::SoapError;
-use super::reader::{Element, Ns, XmlReader};
+use super::name::{Element, Ns};
+use super::reader::XmlReader;
 use super::writer::Xml;
 use super::{
     AuthenticateAnswer, Limits, Operation, Outcome, RawRowBatch, Request, RequestBody, Response,

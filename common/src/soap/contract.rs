@@ -11,7 +11,8 @@
 use std::borrow::Cow;
 
 use super::error::{Problem, SoapError, excerpt};
-use super::reader::{Element, Ns, XmlReader};
+use super::name::{Element, Ns};
+use super::reader::XmlReader;
 use super::{RawRow, RawRowBatch};
 use crate::schema::{RawColumn, RawTableSchema};
 use crate::wire::{ReplicationSummary, TableLsn};

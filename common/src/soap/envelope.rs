@@ -4,7 +4,8 @@
 use super::Limits;
 use super::contract::set;
 use super::error::{Problem, SoapError};
-use super::reader::{Element, Ns, XmlReader};
+use super::name::{Element, Ns};
+use super::reader::XmlReader;
 
 /// Reads an envelope. `operation` parses the Body's element into `T`, or returns `Ok(None)` without
 /// reading anything when the element is no operation it knows. Returns the trimmed `SignedToken`

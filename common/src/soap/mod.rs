@@ -192,6 +192,7 @@ mod client;
 mod contract;
 mod envelope;
 mod error;
+mod name;
 mod reader;
 mod request;
 mod response;

@@ -5,7 +5,8 @@ use super::contract::{
 };
 use super::envelope::parse_envelope;
 use super::error::SoapError;
-use super::reader::{Element, Ns, XmlReader};
+use super::name::{Element, Ns};
+use super::reader::XmlReader;
 use super::{Limits, NS_MIRRORING, Operation, Request, RequestBody};
 
 /// The operation named by a `SOAPAction` header: the exact action URI, with or without the

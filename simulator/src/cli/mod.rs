@@ -73,7 +73,7 @@ struct Workload {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Step per cycle, comma-separated (initial, changes, schema, skip-table, abort, restore,
+    /// Step per cycle, comma-separated (initial, idle, changes, schema, skip-table, abort, restore,
     /// expire-history); cycles past the list make plain changes. Default: every step in turn.
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<Step>,
@@ -128,7 +128,10 @@ impl Workload {
 #[derive(Debug, Args)]
 struct RunArgs {
     /// The receiver's mirroring URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080/Mirroring/MirroringClientService.svc")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080/Mirroring/MirroringClientService.svc"
+    )]
     url: String,
     #[command(flatten)]
     workload: Workload,
@@ -157,10 +160,18 @@ struct RunArgs {
     #[arg(long)]
     verify: bool,
     /// The mirror database, for --verify.
-    #[arg(long, env = "MIRROR__DATABASE__URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "MIRROR__DATABASE__URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     database_url: String,
     /// The mirror's per-tenant schema name, for --verify.
-    #[arg(long, env = "MIRROR__DATABASE__NAME_TEMPLATE", default_value = "Mirror_{context_id}")]
+    #[arg(
+        long,
+        env = "MIRROR__DATABASE__NAME_TEMPLATE",
+        default_value = "Mirror_{context_id}"
+    )]
     name_template: String,
 }
 
@@ -178,9 +189,17 @@ struct KeysArgs {
 struct DemoArgs {
     #[command(flatten)]
     workload: Workload,
-    #[arg(long, env = "MIRROR__AMQP__URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "MIRROR__AMQP__URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     amqp_url: String,
-    #[arg(long, env = "MIRROR__DATABASE__URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "MIRROR__DATABASE__URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     database_url: String,
     /// Partition queues of the demo's topology.
     #[arg(long, default_value_t = 4)]
@@ -216,15 +235,33 @@ pub async fn main() -> anyhow::Result<ExitCode> {
 
 fn keys(args: &KeysArgs) -> anyhow::Result<ExitCode> {
     let files = write_keys(&args.out, args.bits)?;
-    println!("Issuer certificate      {}", files.issuer_certificate.display());
+    println!(
+        "Issuer certificate      {}",
+        files.issuer_certificate.display()
+    );
     println!("Issuer private key      {}", files.issuer_key.display());
-    println!("Application private key {} (RSA-XML: {})", files.application_key_pem.display(), files.application_key_xml.display());
-    println!("Application public key  {} (RSA-XML: {})", files.application_public_pem.display(), files.application_public_xml.display());
+    println!(
+        "Application private key {} (RSA-XML: {})",
+        files.application_key_pem.display(),
+        files.application_key_xml.display()
+    );
+    println!(
+        "Application public key  {} (RSA-XML: {})",
+        files.application_public_pem.display(),
+        files.application_public_xml.display()
+    );
     println!();
-    println!("Receiver:  MIRROR__AUTH__ENVIRONMENT=custom MIRROR__AUTH__CERTIFICATE_FILE={} MIRROR__AUTH__PRIVATE_KEY_FILE={}",
-        files.issuer_certificate.display(), files.application_key_pem.display());
-    println!("Simulator: --issuer-cert {} --issuer-key {} --application-key {}",
-        files.issuer_certificate.display(), files.issuer_key.display(), files.application_public_pem.display());
+    println!(
+        "Receiver:  MIRROR__AUTH__ENVIRONMENT=custom MIRROR__AUTH__CERTIFICATE_FILE={} MIRROR__AUTH__PRIVATE_KEY_FILE={}",
+        files.issuer_certificate.display(),
+        files.application_key_pem.display()
+    );
+    println!(
+        "Simulator: --issuer-cert {} --issuer-key {} --application-key {}",
+        files.issuer_certificate.display(),
+        files.issuer_key.display(),
+        files.application_public_pem.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -235,7 +272,11 @@ async fn run_command(args: RunArgs, cancel: CancellationToken) -> anyhow::Result
         &args.application_key,
         &args.client_id,
     )?;
-    let endpoint = Arc::new(Endpoint::new(&args.url, credentials, Duration::from_secs(args.timeout))?);
+    let endpoint = Arc::new(Endpoint::new(
+        &args.url,
+        credentials,
+        Duration::from_secs(args.timeout),
+    )?);
     let tenants = (0..args.workload.tenants as u64)
         .map(|n| format!("{}{}", args.tenant_prefix, args.first_tenant + n))
         .collect();
@@ -257,9 +298,10 @@ async fn run_command(args: RunArgs, cancel: CancellationToken) -> anyhow::Result
     }
     let mut reports = Vec::with_capacity(runs.len());
     for tenant in &runs {
-        let mut reader = PgReader::connect(&args.database_url, &args.name_template, tenant.tenant())
-            .await
-            .context("cannot verify")?;
+        let mut reader =
+            PgReader::connect(&args.database_url, &args.name_template, tenant.tenant())
+                .await
+                .context("cannot verify")?;
         reports.push(verify(&mut reader, &tenant.source).await?);
     }
     println!();
@@ -298,7 +340,10 @@ async fn demo_command(args: DemoArgs, cancel: CancellationToken) -> anyhow::Resu
     print!("{}", summary::verification(&outcome.reports));
     if !config.drop_mirrors {
         let storages: Vec<&str> = outcome.reports.iter().map(|r| r.storage.as_str()).collect();
-        println!("Mirrors kept in PostgreSQL schemas: {}", storages.join(", "));
+        println!(
+            "Mirrors kept in PostgreSQL schemas: {}",
+            storages.join(", ")
+        );
     }
     println!("Done in {:.1} s.", outcome.elapsed.as_secs_f64());
     Ok(verdict(&outcome.runs, &outcome.reports))

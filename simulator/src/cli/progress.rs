@@ -114,7 +114,12 @@ impl Observer for Progress {
             ));
         }
         self.with_tenant(&report.tenant, |t| {
-            t.label = format!("cycle {} {}: {}", report.cycle, report.step, status(&report.status));
+            t.label = format!(
+                "cycle {} {}: {}",
+                report.cycle,
+                report.step,
+                status(&report.status)
+            );
             show(t);
         });
     }

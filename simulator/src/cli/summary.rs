@@ -13,7 +13,18 @@ pub fn cycles(runs: &[TenantRun]) -> String {
     let _ = writeln!(
         out,
         "{:<16} {:>5} {:<15} {:<24} {:>4} {:>4} {:>9} {:>8} {:>8} {:>6} {:>8} {:>8}",
-        "tenant", "cycle", "step", "status", "full", "incr", "inserts", "updates", "deletes", "calls", "MB", "seconds"
+        "tenant",
+        "cycle",
+        "step",
+        "status",
+        "full",
+        "incr",
+        "inserts",
+        "updates",
+        "deletes",
+        "calls",
+        "MB",
+        "seconds"
     );
     for run in runs {
         for c in &run.cycles {
@@ -27,7 +38,8 @@ pub fn cycles(runs: &[TenantRun]) -> String {
                 .iter()
                 .filter(|t| matches!(t.mode, SyncMode::Incremental { .. }) && t.calls > 0)
                 .count();
-            let sum = |f: fn(&crate::driver::TableCycle) -> u64| c.tables.iter().map(f).sum::<u64>();
+            let sum =
+                |f: fn(&crate::driver::TableCycle) -> u64| c.tables.iter().map(f).sum::<u64>();
             let _ = writeln!(
                 out,
                 "{:<16} {:>5} {:<15} {:<24} {:>4} {:>4} {:>9} {:>8} {:>8} {:>6} {:>8.1} {:>8.1}",
@@ -51,7 +63,11 @@ pub fn cycles(runs: &[TenantRun]) -> String {
         match run.settled {
             Some(true) => {}
             Some(false) => {
-                let _ = writeln!(out, "{:<16} did not settle: the mirror still had something to receive", run.tenant());
+                let _ = writeln!(
+                    out,
+                    "{:<16} did not settle: the mirror still had something to receive",
+                    run.tenant()
+                );
             }
             None => {}
         }

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use mirror_common::shutdown::CancellationToken;
 use mirror_common::soap::{RawRowBatch, RequestBody, Response};
 use mirror_common::wire::{Operation, ReplicationSummary};
-use mirror_common::shutdown::CancellationToken;
 
 use super::batch::{Batches, DeleteShape, WireRow};
 use super::client::{Answer, Endpoint};
@@ -250,7 +250,11 @@ impl Cycle<'_> {
     /// False when the partner asked to skip this cycle.
     async fn authenticate(&mut self) -> Result<bool, DriverError> {
         let answer = self.call(RequestBody::Authenticate).await?;
-        let Response::Authenticate { outcome, answer: auth } = &answer.response else {
+        let Response::Authenticate {
+            outcome,
+            answer: auth,
+        } = &answer.response
+        else {
             return Err(wrong(&answer, "Authenticate"));
         };
         if !outcome.ok {
@@ -343,9 +347,7 @@ impl Cycle<'_> {
                 rows: rows.into_iter().map(WireRow::into_raw).collect(),
             };
             let answer = self
-                .call(RequestBody::RowData {
-                    batches: vec![raw],
-                })
+                .call(RequestBody::RowData { batches: vec![raw] })
                 .await?;
             succeeded(&answer)?;
             if let Some(entry) = self.report.tables.last_mut() {
@@ -354,11 +356,8 @@ impl Cycle<'_> {
                 entry.deletes += counts[2];
                 entry.calls += 1;
             }
-            self.observer.rows_sent(
-                self.source.tenant(),
-                counts.iter().sum(),
-                bytes as u64,
-            );
+            self.observer
+                .rows_sent(self.source.tenant(), counts.iter().sum(), bytes as u64);
             self.row_calls += 1;
             if self.options.abort_after_row_calls == Some(self.row_calls) {
                 return Err(DriverError::AbortedOnPurpose(self.row_calls));

@@ -135,7 +135,18 @@ pub async fn run_tenant(
         cycles.push(report);
     }
     let settled = if config.settle_cycles > 0 && !cancel.is_cancelled() {
-        Some(settle(endpoint, config, &mut source, &mut state, &mut cycles, observer, cancel).await?)
+        Some(
+            settle(
+                endpoint,
+                config,
+                &mut source,
+                &mut state,
+                &mut cycles,
+                observer,
+                cancel,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -163,16 +174,24 @@ async fn settle(
             return Ok(false);
         }
         let cycle = config.cycles + attempt + 1;
-        // The initial step makes no changes; it only brings a skipped table back.
+        // The idle step makes no changes; it only brings a skipped table back.
         let mut rng = Rng::from_parts(&[config.seed, hash_str(source.tenant()), cycle as u64]);
-        state.apply(Step::Initial, source, &mut rng, config.churn)?;
-        observer.cycle_started(source.tenant(), cycle, Step::Initial);
+        state.apply(Step::Idle, source, &mut rng, config.churn)?;
+        observer.cycle_started(source.tenant(), cycle, Step::Idle);
         let options = CycleOptions {
             abort_after_row_calls: None,
             ..config.cycle
         };
-        let report =
-            run_cycle(endpoint, source, cycle, Step::Initial, &options, observer, cancel).await;
+        let report = run_cycle(
+            endpoint,
+            source,
+            cycle,
+            Step::Idle,
+            &options,
+            observer,
+            cancel,
+        )
+        .await;
         observer.cycle_finished(&report);
         let done = report.completed() && !report.sent_anything();
         let retry_later = matches!(report.status, CycleStatus::Skipped | CycleStatus::Failed(_));

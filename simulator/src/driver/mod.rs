@@ -11,7 +11,9 @@ use mirror_common::soap::SoapError;
 
 pub use batch::{DEFAULT_BATCH_BYTES, DeleteShape};
 pub use client::{Credentials, Endpoint};
-pub use cycle::{CycleOptions, CycleReport, CycleStatus, IntermediateLsn, SyncMode, TableCycle, run_cycle};
+pub use cycle::{
+    CycleOptions, CycleReport, CycleStatus, IntermediateLsn, SyncMode, TableCycle, run_cycle,
+};
 pub use fleet::{RunConfig, TenantRun, run};
 
 use crate::scenario::Step;
@@ -40,10 +42,7 @@ pub enum DriverError {
         detail: String,
     },
     #[error("{op}: unreadable answer: {source}")]
-    Soap {
-        op: &'static str,
-        source: SoapError,
-    },
+    Soap { op: &'static str, source: SoapError },
     #[error("{op}: the answer is a {got} response")]
     WrongResponse { op: &'static str, got: &'static str },
     #[error("{op} failed: {message}")]

@@ -178,11 +178,25 @@ mod tests {
         }
         assert!(names.iter().any(|n| n.starts_with("y_")), "no custom table");
         let columns = || ours.iter().flat_map(|t| &t.columns);
-        assert!(columns().any(|c| c.name.starts_with("x_")), "no extra field");
-        for ty in ["int", "smallint", "datetime", "float", "nvarchar(max)", "ntext", "varbinary(max)"] {
+        assert!(
+            columns().any(|c| c.name.starts_with("x_")),
+            "no extra field"
+        );
+        for ty in [
+            "int",
+            "smallint",
+            "datetime",
+            "float",
+            "nvarchar(max)",
+            "ntext",
+            "varbinary(max)",
+        ] {
             assert!(columns().any(|c| c.ty == ty), "no {ty} column");
         }
-        assert!(columns().any(|c| c.default.contains("1760-01-01")), "no empty-date default");
+        assert!(
+            columns().any(|c| c.default.contains("1760-01-01")),
+            "no empty-date default"
+        );
         // Everything must pass the same validation the receiver applies.
         validate_tables(&ours).unwrap();
     }
@@ -201,7 +215,8 @@ mod tests {
             parse("t\n\tid\tint\tmaybe\t\n"),
             Err(CatalogError::Line { line: 2, .. })
         ));
-        let t = parse("# c\nt\n\tid\tint\tfalse\t\n\tn\tnvarchar(5)\ttrue\tdefault (N'')\n").unwrap();
+        let t =
+            parse("# c\nt\n\tid\tint\tfalse\t\n\tn\tnvarchar(5)\ttrue\tdefault (N'')\n").unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].columns[1].default, "default (N'')");
     }

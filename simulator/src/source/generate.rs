@@ -54,9 +54,10 @@ pub fn value(seed: u64, table_hash: u64, key: i32, variant: u32, column: ColumnS
             Value::DateTime(datetime(&mut rng, column.ty != ColumnType::SmallDateTime))
         }
         ColumnType::Date => Value::Date(datetime(&mut rng, false).date()),
-        ColumnType::NVarChar(n) | ColumnType::VarChar(n) => {
-            Value::Text(fit(text(&mut rng, column.name, n.is_none()), n.map(usize::from)))
-        }
+        ColumnType::NVarChar(n) | ColumnType::VarChar(n) => Value::Text(fit(
+            text(&mut rng, column.name, n.is_none()),
+            n.map(usize::from),
+        )),
         ColumnType::NChar(n) | ColumnType::Char(n) => {
             let s = fit(text(&mut rng, column.name, false), Some(usize::from(n)));
             // Fixed-width types come back blank-padded.
@@ -121,17 +122,61 @@ fn datetime(rng: &mut Rng, with_millis: bool) -> NaiveDateTime {
 }
 
 const FIRST: &[&str] = &[
-    "Leon", "Dennis", "Åse", "Jørgen", "Marie-Claire", "Zoë", "Øystein", "Björn", "Siân", "Γιώργος",
-    "Александр", "美咲", "محمد", "José", "O'Brien",
+    "Leon",
+    "Dennis",
+    "Åse",
+    "Jørgen",
+    "Marie-Claire",
+    "Zoë",
+    "Øystein",
+    "Björn",
+    "Siân",
+    "Γιώργος",
+    "Александр",
+    "美咲",
+    "محمد",
+    "José",
+    "O'Brien",
 ];
 const LAST: &[&str] = &[
-    "Nonnast", "Kessler", "Ødegård", "Müller", "Straße", "Lindqvist", "van der Berg", "Hansen",
-    "García Márquez", "田中", "Smith & Sons", "Æbeltoft",
+    "Nonnast",
+    "Kessler",
+    "Ødegård",
+    "Müller",
+    "Straße",
+    "Lindqvist",
+    "van der Berg",
+    "Hansen",
+    "García Márquez",
+    "田中",
+    "Smith & Sons",
+    "Æbeltoft",
 ];
 const WORDS: &[&str] = &[
-    "meeting", "follow-up", "offer", "invoice", "kontrakt", "møte", "Übergabe", "réunion", "出荷",
-    "🚀", "😀👍", "<b>bold</b>", "a & b", "\"quoted\"", "it's", "[I:1]", "[DT:01/01/1760]",
-    "[B:AAEC]", "1 < 2 > 0", "tab\there", "line\r\nbreak", "line\nfeed", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "e\u{301}",
+    "meeting",
+    "follow-up",
+    "offer",
+    "invoice",
+    "kontrakt",
+    "møte",
+    "Übergabe",
+    "réunion",
+    "出荷",
+    "🚀",
+    "😀👍",
+    "<b>bold</b>",
+    "a & b",
+    "\"quoted\"",
+    "it's",
+    "[I:1]",
+    "[DT:01/01/1760]",
+    "[B:AAEC]",
+    "1 < 2 > 0",
+    "tab\there",
+    "line\r\nbreak",
+    "line\nfeed",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    "e\u{301}",
 ];
 
 /// Natural-length text for a column; truncation to the declared length happens in [`fit`].
@@ -153,9 +198,9 @@ fn text(rng: &mut Rng, name: &str, long: bool) -> String {
     if name.contains("name") && !long {
         return format!("{}, {}", rng.pick(LAST), rng.pick(FIRST));
     }
-    let words = if long && rng.chance(10) {
-        // Long text: 2 000 to 20 000 words (tens of KB) in an nvarchar(max)/ntext.
-        rng.range_i64(2_000, 20_000) as usize
+    let words = if long && rng.chance(2) {
+        // Long text: 1 000 to 10 000 words (tens of KB) in an nvarchar(max)/ntext.
+        rng.range_i64(1_000, 10_000) as usize
     } else {
         rng.range_i64(1, 12) as usize
     };
@@ -164,7 +209,8 @@ fn text(rng: &mut Rng, name: &str, long: bool) -> String {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(*rng.pick(WORDS));
+        let word: &&str = rng.pick(WORDS);
+        out.push_str(word);
     }
     out
 }
@@ -205,7 +251,11 @@ fn decimal(rng: &mut Rng, precision: u8, scale: u8) -> String {
     let int = rng.below(10u64.pow(int_digits));
     let frac_digits = u32::from(scale).min(6);
     let frac = rng.below(10u64.pow(frac_digits));
-    let sign = if rng.chance(20) && (int > 0 || frac > 0) { "-" } else { "" };
+    let sign = if rng.chance(20) && (int > 0 || frac > 0) {
+        "-"
+    } else {
+        ""
+    };
     let frac = format!("{frac:0width$}", width = frac_digits as usize);
     let frac = frac.trim_end_matches('0');
     if frac.is_empty() {
@@ -265,6 +315,7 @@ mod tests {
         let mut nulls = 0;
         let mut empty_dates = 0;
         let mut astral = 0;
+        let mut long = 0;
         for ty in types {
             for nullable in [false, true] {
                 for key in 0..400 {
@@ -273,6 +324,7 @@ mod tests {
                     empty_dates += usize::from(v == Value::DateTime(empty_date()));
                     if let Value::Text(s) = &v {
                         astral += usize::from(s.chars().any(|c| c.len_utf16() == 2));
+                        long += usize::from(s.len() > 4000);
                     }
                     if !nullable {
                         assert_ne!(v, Value::Null, "{ty}");
@@ -285,6 +337,7 @@ mod tests {
         assert!(nulls > 100, "{nulls} NULLs");
         assert!(empty_dates > 10, "{empty_dates} empty dates");
         assert!(astral > 10, "{astral} texts with astral characters");
+        assert!(long > 3, "{long} long texts");
     }
 
     #[test]

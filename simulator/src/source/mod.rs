@@ -153,20 +153,35 @@ impl Source {
     }
 
     /// Adds a nullable column at the end; existing rows hold NULL in it until they are written.
-    pub fn add_column(&mut self, table: &str, column: &str, ty: ColumnType) -> Result<(), SourceError> {
+    pub fn add_column(
+        &mut self,
+        table: &str,
+        column: &str,
+        ty: ColumnType,
+    ) -> Result<(), SourceError> {
         let from = self.version + 1;
         self.table_mut(table)?.add_column(column, ty, from)
     }
 
     /// Widens a column (`nvarchar(99)` → `nvarchar(254)`): existing values stay as they are.
-    pub fn widen_column(&mut self, table: &str, column: &str, ty: ColumnType) -> Result<(), SourceError> {
+    pub fn widen_column(
+        &mut self,
+        table: &str,
+        column: &str,
+        ty: ColumnType,
+    ) -> Result<(), SourceError> {
         let from = self.version + 1;
         self.table_mut(table)?.change_type(column, ty, from, false)
     }
 
     /// Changes a column to an incompatible type: every row's value is converted, without
     /// change-tracking entries (only a full reload can bring a mirror up to date).
-    pub fn retype_column(&mut self, table: &str, column: &str, ty: ColumnType) -> Result<(), SourceError> {
+    pub fn retype_column(
+        &mut self,
+        table: &str,
+        column: &str,
+        ty: ColumnType,
+    ) -> Result<(), SourceError> {
         let from = self.version + 1;
         self.table_mut(table)?.change_type(column, ty, from, true)
     }

@@ -206,11 +206,13 @@ impl Table {
 
     /// Every existing row as an insert: what a full (re)load sends.
     pub fn everything(&self) -> impl Iterator<Item = Change> + '_ {
-        self.states().filter(|(_, s)| !s.deleted).map(|(key, s)| Change {
-            key,
-            op: Operation::Insert,
-            version: s.last,
-        })
+        self.states()
+            .filter(|(_, s)| !s.deleted)
+            .map(|(key, s)| Change {
+                key,
+                op: Operation::Insert,
+                version: s.last,
+            })
     }
 
     /// The net changes after version `since`, ascending by key, like `CHANGETABLE(CHANGES t, since)`.
@@ -324,7 +326,11 @@ impl Table {
         version: u64,
     ) -> Result<(), SourceError> {
         mirror_common::schema::check_identifier(name)?;
-        if self.columns.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
+        if self
+            .columns
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(name))
+        {
             return Err(SourceError::DuplicateColumn {
                 table: self.name.clone(),
                 column: name.to_owned(),

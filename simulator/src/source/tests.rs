@@ -27,7 +27,10 @@ fn small(tenant: &str, seed: u64, rows: u64) -> Source {
         },
         RawTableSchema {
             name: "y_small".into(),
-            columns: vec![col("id", "int", false), col("x_text", "nvarchar(max)", true)],
+            columns: vec![
+                col("id", "int", false),
+                col("x_text", "nvarchar(max)", true),
+            ],
         },
     ];
     Source::with_tables(tenant, seed, rows, &tables).unwrap()
@@ -88,10 +91,22 @@ fn change_tracking_reports_the_net_operation_per_key() {
     let mut s = small("Cust1", 1, 100);
     let v0 = s.current_version();
     assert!(v0 >= BASE_VERSION);
-    assert_eq!(s.min_valid_version(), v0, "no history before the initial load");
+    assert_eq!(
+        s.min_valid_version(),
+        v0,
+        "no history before the initial load"
+    );
     assert!(ops(&s, "contact", v0).is_empty());
-    assert_eq!(ops(&s, "contact", 0).len(), 90, "everything is newer than version 0");
-    assert!(ops(&s, "contact", 0).iter().all(|(_, op)| *op == Operation::Insert));
+    assert_eq!(
+        ops(&s, "contact", 0).len(),
+        90,
+        "everything is newer than version 0"
+    );
+    assert!(
+        ops(&s, "contact", 0)
+            .iter()
+            .all(|(_, op)| *op == Operation::Insert)
+    );
 
     assert!(s.update("contact", 3).unwrap());
     let inserted = s.insert("contact").unwrap();
@@ -102,7 +117,10 @@ fn change_tracking_reports_the_net_operation_per_key() {
     assert!(s.delete("contact", 7).unwrap()); // update then delete: D
     let gone = s.insert("contact").unwrap();
     assert!(s.delete("contact", gone).unwrap()); // insert then delete: D (harmless)
-    assert!(!s.update("contact", 5).unwrap(), "a deleted row cannot be updated");
+    assert!(
+        !s.update("contact", 5).unwrap(),
+        "a deleted row cannot be updated"
+    );
     assert!(!s.delete("contact", 5).unwrap());
     assert!(!s.update("contact", 10_000).unwrap());
 
@@ -182,9 +200,13 @@ fn expired_history_raises_the_minimum_valid_version() {
 #[test]
 fn schema_changes_follow_sql_server_semantics() {
     let mut s = small("Cust1", 1, 100);
-    s.add_column("contact", "x_new", ColumnType::NVarChar(Some(40))).unwrap();
+    s.add_column("contact", "x_new", ColumnType::NVarChar(Some(40)))
+        .unwrap();
     assert!(s.add_column("contact", "x_new", ColumnType::Int).is_err());
-    assert!(s.add_column("contact", "bad name", ColumnType::Int).is_err());
+    assert!(
+        s.add_column("contact", "bad name", ColumnType::Int)
+            .is_err()
+    );
     // Existing rows hold NULL in a new column; written rows get values.
     let t = s.table("contact").unwrap();
     assert!(t.live_keys().all(|k| t.row(k).unwrap()[4] == Value::Null));
@@ -194,18 +216,30 @@ fn schema_changes_follow_sql_server_semantics() {
         s.table("contact").unwrap().row(1).unwrap()[4] != Value::Null
     });
     assert!(generated);
-    assert_eq!(s.table("contact").unwrap().schema().columns[4].ty, "nvarchar(40)");
+    assert_eq!(
+        s.table("contact").unwrap().schema().columns[4].ty,
+        "nvarchar(40)"
+    );
 
     // Widening keeps existing values.
-    let before: Vec<_> = (2..50).map(|k| s.table("contact").unwrap().row(k)).collect();
-    s.widen_column("contact", "name", ColumnType::NVarChar(Some(200))).unwrap();
-    let after: Vec<_> = (2..50).map(|k| s.table("contact").unwrap().row(k)).collect();
+    let before: Vec<_> = (2..50)
+        .map(|k| s.table("contact").unwrap().row(k))
+        .collect();
+    s.widen_column("contact", "name", ColumnType::NVarChar(Some(200)))
+        .unwrap();
+    let after: Vec<_> = (2..50)
+        .map(|k| s.table("contact").unwrap().row(k))
+        .collect();
     assert_eq!(before, after);
-    assert_eq!(s.table("contact").unwrap().schema().columns[1].ty, "nvarchar(200)");
+    assert_eq!(
+        s.table("contact").unwrap().schema().columns[1].ty,
+        "nvarchar(200)"
+    );
 
     // An incompatible change converts every row, without change-tracking entries.
     let v = s.current_version();
-    s.retype_column("contact", "amount", ColumnType::NVarChar(Some(50))).unwrap();
+    s.retype_column("contact", "amount", ColumnType::NVarChar(Some(50)))
+        .unwrap();
     assert_eq!(s.current_version(), v);
     assert!(ops(&s, "contact", v).is_empty());
     let t = s.table("contact").unwrap();
@@ -213,8 +247,14 @@ fn schema_changes_follow_sql_server_semantics() {
         let value = &t.row(k).unwrap()[3];
         assert!(matches!(value, Value::Null | Value::Text(_)), "{value:?}");
     }
-    assert!(s.retype_column("contact", "contact_id", ColumnType::BigInt).is_err());
-    assert!(s.retype_column("contact", "nope", ColumnType::BigInt).is_err());
+    assert!(
+        s.retype_column("contact", "contact_id", ColumnType::BigInt)
+            .is_err()
+    );
+    assert!(
+        s.retype_column("contact", "nope", ColumnType::BigInt)
+            .is_err()
+    );
     assert!(s.widen_column("nope", "name", ColumnType::BigInt).is_err());
 }
 

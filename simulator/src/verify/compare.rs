@@ -118,7 +118,11 @@ pub struct Merge<'a> {
 }
 
 impl<'a> Merge<'a> {
-    pub fn new(table: &'a Table, columns: &'a [(String, ColumnType)], compare_values: bool) -> Merge<'a> {
+    pub fn new(
+        table: &'a Table,
+        columns: &'a [(String, ColumnType)],
+        compare_values: bool,
+    ) -> Merge<'a> {
         let keys: Box<dyn Iterator<Item = i32> + Send + 'a> = Box::new(table.live_keys());
         Merge {
             table,
@@ -288,12 +292,20 @@ mod tests {
         assert_eq!(r.wrong, 1);
         assert_eq!(r.duplicated, 1);
         assert_eq!(r.unexpected, 1);
-        let wrong = r.samples.iter().find(|d| d.kind == DiffKind::Wrong).unwrap();
+        let wrong = r
+            .samples
+            .iter()
+            .find(|d| d.kind == DiffKind::Wrong)
+            .unwrap();
         assert_eq!(wrong.key, 4);
         assert_eq!(wrong.columns.len(), 1);
         assert_eq!(wrong.columns[0].0, "name");
         assert_eq!(wrong.columns[0].2, "\"corrupted\"");
-        assert!(r.samples.iter().any(|d| d.kind == DiffKind::Lost && d.key == 10));
+        assert!(
+            r.samples
+                .iter()
+                .any(|d| d.kind == DiffKind::Lost && d.key == 10)
+        );
     }
 
     #[test]

@@ -85,8 +85,13 @@ impl PgReader {
         let (client, connection) =
             match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
                 Ok(Ok(pair)) => pair,
-                Ok(Err(e)) => return Err(fail(e.to_string())),
-                Err(_) => return Err(fail(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))),
+                Ok(Err(e)) => return Err(fail(chain(&e))),
+                Err(_) => {
+                    return Err(fail(format!(
+                        "no answer within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    )));
+                }
             };
         let connection = tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -268,9 +273,10 @@ fn read(row: &Row, index: usize, ty: ColumnType) -> Result<Value, tokio_postgres
         T::Bit => opt(row.try_get::<_, Option<bool>>(index)?, Value::Bit),
         T::Float => opt(row.try_get::<_, Option<f64>>(index)?, Value::Float),
         T::Real => opt(row.try_get::<_, Option<f32>>(index)?, Value::Real),
-        T::DateTime | T::DateTime2 | T::SmallDateTime => {
-            opt(row.try_get::<_, Option<NaiveDateTime>>(index)?, Value::DateTime)
-        }
+        T::DateTime | T::DateTime2 | T::SmallDateTime => opt(
+            row.try_get::<_, Option<NaiveDateTime>>(index)?,
+            Value::DateTime,
+        ),
         T::Date => opt(row.try_get::<_, Option<NaiveDate>>(index)?, Value::Date),
         T::NVarChar(_) | T::VarChar(_) | T::NChar(_) | T::Char(_) | T::NText | T::Text => {
             opt(row.try_get::<_, Option<String>>(index)?, Value::Text)
@@ -302,6 +308,20 @@ fn canonical_decimal(s: &str) -> String {
     }
 }
 
+/// An error and its causes on one line (tokio-postgres puts the reason in the source).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -324,7 +344,10 @@ mod tests {
     fn types_follow_the_documented_mapping() {
         assert_eq!(pg_type(ColumnType::Int), "integer");
         assert_eq!(pg_type(ColumnType::DateTime), "timestamp without time zone");
-        assert_eq!(pg_type(ColumnType::NVarChar(Some(99))), "character varying(99)");
+        assert_eq!(
+            pg_type(ColumnType::NVarChar(Some(99))),
+            "character varying(99)"
+        );
         assert_eq!(pg_type(ColumnType::NVarChar(None)), "text");
         assert_eq!(pg_type(ColumnType::NText), "text");
         assert_eq!(pg_type(ColumnType::VarBinary(None)), "bytea");
@@ -340,6 +363,9 @@ mod tests {
             redact("postgres://user:secret@host:5432/db"),
             "postgres://user:***@host:5432/db"
         );
-        assert_eq!(redact("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
     }
 }

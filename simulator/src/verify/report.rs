@@ -111,12 +111,21 @@ impl fmt::Display for TenantReport {
             "table", "source", "mirror", "lost", "dup", "unexp", "wrong", "lsn"
         )?;
         for t in &self.tables {
-            let lsn = t.mirror_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
+            let lsn = t
+                .mirror_lsn
+                .map_or_else(|| "-".to_owned(), |l| l.to_string());
             let mark = if t.is_clean() { ' ' } else { '!' };
             writeln!(
                 f,
                 "{mark} {:<22} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9}",
-                t.table, t.source_rows, t.mirror_rows, t.lost, t.duplicated, t.unexpected, t.wrong, lsn
+                t.table,
+                t.source_rows,
+                t.mirror_rows,
+                t.lost,
+                t.duplicated,
+                t.unexpected,
+                t.wrong,
+                lsn
             )?;
             if !t.exists {
                 writeln!(f, "      table is missing from the mirror")?;
@@ -136,7 +145,11 @@ impl fmt::Display for TenantReport {
             }
         }
         if !self.extra_tables.is_empty() {
-            writeln!(f, "  not in the source (kept by the mirror): {}", self.extra_tables.join(", "))?;
+            writeln!(
+                f,
+                "  not in the source (kept by the mirror): {}",
+                self.extra_tables.join(", ")
+            )?;
         }
         Ok(())
     }

@@ -2,19 +2,21 @@
 //! uses), or batched multi-row `INSERT … VALUES` for tables the driver cannot bulk-load safely.
 //!
 //! # Why some tables are not bulk-loaded
-//! tiberius 0.13's bulk encoder has open problems with large-value columns:
+//! tiberius 0.13's bulk encoder has open problems with large-value and date/time columns:
 //! - `nvarchar(max)`, `varchar(max)`, `varbinary(max)`: the column's metadata length (0xFFFF,
-//!   "max") is taken as the limit of the value in bytes, so a value over 65,535 bytes is refused
-//!   ("Encoded string length … exceed column limit"), and large text values have been reported to
-//!   fail with error 4816 "Invalid column type from bcp client" (tiberius-rs/tiberius#322, open);
-//! - `ntext`, `text`, `image`: the text-pointer form is not documented for bulk input and has no
-//!   working example (tiberius-rs/tiberius#352);
-//! - date/time types: NaiveDateTime becomes `datetime2`, refused or truncated in `datetime` columns
-//!   (tiberius-rs/tiberius#307, PR #298), `datetime2` metadata without its scale
-//!   (tiberius-rs/tiberius#234), `date` length errors (PR #346) and `date` before `time` columns
-//!   (tiberius-rs/tiberius#410). These are avoided, not fallen back from: `datetime` and
-//!   `smalldatetime` values are encoded in their own formats (see `param`), and SuperOffice sends
-//!   no `time` columns.
+//!   which means "max") is taken as the value's limit in bytes (`column_data.rs`: `length >
+//!   vlc.len()`), so a value over 65,535 bytes is refused ("Encoded string length … exceed column
+//!   limit"); large text values have also been reported to fail on the server with error 4816
+//!   "Invalid column type from bcp client" (tiberius-rs/tiberius#322, open);
+//! - `ntext`, `text`, `image`: bulk input needs the text-pointer row format, for which users
+//!   found no working example (tiberius-rs/tiberius#352) and which we cannot verify here;
+//! - date/time types: NaiveDateTime is sent as `datetime2`, which a `datetime` column refuses
+//!   before 1900 and truncates to the 1/300 s tick (tiberius-rs/tiberius#307 and PR #298, open);
+//!   `datetime2` metadata without its scale (tiberius-rs/tiberius#234) and the `date` length
+//!   (PR #346) are fixed in 0.13; a `date` column before a `time` column still fails
+//!   (tiberius-rs/tiberius#410, open). These are avoided rather than fallen back from:
+//!   `datetime` and `smalldatetime` values are encoded in their own formats (see `param`), and
+//!   SuperOffice sends no `time` columns.
 //!
 //! A table with any large-value column is therefore loaded with `INSERT … VALUES (@P1, …), (…)`,
 //! as many rows per statement as the 2,100-parameter and 1,000-row caps allow
@@ -64,8 +66,9 @@ pub enum Destination {
     /// The session's stage table.
     Stage,
     /// The mirror table itself (a load into an empty or just-wiped table): the whole table is
-    /// locked for the load (which lets SQL Server log it minimally) and its triggers fire, as they
-    /// would for the merge.
+    /// locked for the load (which lets SQL Server log it minimally), and CHECK constraints and
+    /// triggers an operator added apply, as they do to the merge (a bulk load skips both unless
+    /// told otherwise).
     Table,
 }
 
@@ -110,7 +113,9 @@ async fn bulk(
     // Without KEEP_NULLS a NULL would be replaced by the column's default.
     let mut options: SqlBulkCopyOptions = SqlBulkCopyOption::KeepNulls.into();
     if into == Destination::Table {
-        options |= SqlBulkCopyOption::TableLock | SqlBulkCopyOption::FireTriggers;
+        options |= SqlBulkCopyOption::TableLock
+            | SqlBulkCopyOption::CheckConstraints
+            | SqlBulkCopyOption::FireTriggers;
     }
     let columns: Vec<&str> = sql.columns.iter().map(String::as_str).collect();
     let mut request = client

@@ -7,7 +7,7 @@ use tiberius::ToSql;
 
 use super::bulk::{self, Destination};
 use super::error::{classify, client};
-use super::pool::Client;
+use super::pool::{Client, batch};
 use super::statement::{LoadSql, STAGE, Upsert};
 use crate::dialect::{Load, LoadOutcome, Tenant};
 use crate::error::ApplyError;
@@ -111,10 +111,10 @@ async fn delete(client: &mut Client, sql: &LoadSql, keys: &[i64]) -> Result<(), 
     Ok(())
 }
 
-/// One statement without parameters.
+/// One statement without parameters, as a batch: the stage table must belong to the session,
+/// not to one `sp_executesql` call.
 async fn run(client: &mut Client, statement: &str) -> Result<(), ApplyError> {
-    client.execute(statement, &[]).await.map_err(classify)?;
-    Ok(())
+    batch(client, statement).await
 }
 
 fn upsert_keys(rows: &[&[Value]]) -> Result<String, ApplyError> {

@@ -37,10 +37,10 @@ use mirror_common::config::DatabaseSettings;
 use tiberius::ToSql;
 
 use self::error::{classify, number};
-use self::pool::{Client, Pool, PoolOptions};
+use self::pool::{Client, Pool, PoolOptions, batch};
 use self::render::MssqlRender;
-use self::statement::{COMMIT, DATABASE_ID, PING, Upsert};
-use self::tx::{MssqlTx, batch};
+use self::statement::{COMMIT, DATABASE_ID, HOOK_BEGIN, PING, Upsert};
+use self::tx::MssqlTx;
 use crate::dialect::{Backend, Render, Tenant, Tx};
 use crate::error::ApplyError;
 
@@ -137,12 +137,8 @@ impl Backend for MssqlBackend {
     async fn run_script(&self, tenant: &Tenant, sql: &str) -> Result<(), ApplyError> {
         let mut conn = self.pool.get().await?;
         let client = conn.client()?;
-        batch(
-            client,
-            &format!("USE {}", MssqlRender.quote(&tenant.storage)?),
-        )
-        .await?;
-        batch(client, "SET XACT_ABORT ON;\nBEGIN TRANSACTION").await?;
+        batch(client, &MssqlRender.use_database(tenant)?).await?;
+        batch(client, &HOOK_BEGIN.join(";\n")).await?;
         for part in script_batches(sql) {
             batch(client, &part).await?;
         }

@@ -151,15 +151,25 @@ impl Conn {
     }
 }
 
-async fn ping(client: &mut Client) -> Result<(), ApplyError> {
+/// Runs one batch of statements without parameters (SQL Server's "SQL batch", not a
+/// parameterised `sp_executesql` call) and reads every result.
+///
+/// Statements that change the session must run this way: a temp table created inside
+/// `sp_executesql` is dropped when that call returns, and `SET`, `USE` and `BEGIN TRANSACTION`
+/// would not outlive it either.
+pub async fn batch(client: &mut Client, sql: &str) -> Result<(), ApplyError> {
     client
-        .simple_query(PING)
+        .simple_query(sql)
         .await
         .map_err(classify)?
         .into_results()
         .await
         .map_err(classify)?;
     Ok(())
+}
+
+async fn ping(client: &mut Client) -> Result<(), ApplyError> {
+    batch(client, PING).await
 }
 
 /// Opens a connection (following one Azure gateway redirect) and prepares the session.
@@ -201,12 +211,6 @@ async fn connect(config: &Config, options: &PoolOptions) -> Result<Client, Apply
         }
     };
     let lock_ms = u64::try_from(options.lock_timeout.as_millis()).unwrap_or(u64::MAX);
-    client
-        .simple_query(session_setup(lock_ms).join(";\n"))
-        .await
-        .map_err(classify)?
-        .into_results()
-        .await
-        .map_err(classify)?;
+    batch(&mut client, &session_setup(lock_ms).join(";\n")).await?;
     Ok(client)
 }

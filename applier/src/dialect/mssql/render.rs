@@ -33,6 +33,12 @@ impl MssqlRender {
         Ok(format!("CREATE DATABASE {}", self.quote(&tenant.storage)?))
     }
 
+    /// `USE [Mirror_Cust1]`: only for operators' hook scripts, whose unqualified names must
+    /// resolve in the tenant database.
+    pub fn use_database(&self, tenant: &Tenant) -> Result<String, ApplyError> {
+        Ok(format!("USE {}", self.quote(&tenant.storage)?))
+    }
+
     /// The name of a table's primary-key constraint (unquoted).
     pub fn primary_key_name(&self, table: &str) -> String {
         constraint_name("PK", &[table])
@@ -326,6 +332,49 @@ mod tests {
         assert_eq!(long.len(), 128);
         assert_ne!(long, r.default_name(&"t".repeat(128), &"c".repeat(127)));
         assert_eq!(r.primary_key_name("contact").len(), "PK_contact_".len() + 8);
+    }
+
+    #[test]
+    fn a_column_is_restated_once_per_alter() {
+        let col = |ty, nullable, default| Column {
+            name: "dbi_key".into(),
+            ty,
+            nullable,
+            default,
+        };
+        let key = col(ColumnType::Int, false, None);
+        let new = col(
+            ColumnType::NVarChar(None),
+            true,
+            Some(DefaultValue::Text(String::new())),
+        );
+        let schema = TableSchema {
+            name: "t".into(),
+            columns: vec![
+                Column {
+                    name: "id".into(),
+                    ..key
+                },
+                new.clone(),
+            ],
+        };
+        let actions = [
+            AlterAction::WidenType {
+                column: new.clone(),
+                from: ColumnType::NVarChar(Some(255)),
+            },
+            AlterAction::DropNotNull {
+                column: new.clone(),
+            },
+            AlterAction::SetDefault { column: new },
+        ];
+        let sql = MssqlRender
+            .alter_table(&tenant(), &schema, &actions)
+            .unwrap();
+        assert_eq!(sql.len(), 3, "{sql:?}");
+        assert!(sql[0].contains("DROP CONSTRAINT IF EXISTS [DF_t_dbi_key_"));
+        assert!(sql[1].ends_with("ALTER COLUMN [dbi_key] nvarchar(max) NULL"));
+        assert!(sql[2].ends_with("DEFAULT (N'') FOR [dbi_key]"));
     }
 
     #[test]

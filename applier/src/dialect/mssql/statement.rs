@@ -64,6 +64,8 @@ pub fn session_setup(lock_timeout_ms: u64) -> Vec<String> {
 }
 
 pub const BEGIN: &str = "BEGIN TRANSACTION";
+/// Opens an operator's hook script: any error rolls its whole transaction back.
+pub const HOOK_BEGIN: [&str; 2] = ["SET XACT_ABORT ON", BEGIN];
 pub const COMMIT: &str = "COMMIT TRANSACTION";
 pub const ROLLBACK: &str = "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION";
 pub const PING: &str = "SELECT 1";

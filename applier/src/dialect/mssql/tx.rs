@@ -8,27 +8,14 @@ use mirror_common::wire::{Kind, ReplicationSummary, RowBatch};
 use uuid::Uuid;
 
 use super::bookkeeping::StateSql;
-use super::error::classify;
 use super::load;
-use super::pool::{Client, Conn};
+use super::pool::{Client, Conn, batch};
 use super::state as sql;
 use super::statement::{BEGIN, COMMIT, ROLLBACK, Upsert};
 use crate::dialect::{Load, LoadOutcome, Tenant, Tx};
 use crate::error::ApplyError;
 use crate::plan::Changes;
 use crate::state::{FailureRecord, TableState};
-
-/// Runs one batch of statements without parameters and reads every result.
-pub async fn batch(client: &mut Client, sql: &str) -> Result<(), ApplyError> {
-    client
-        .simple_query(sql)
-        .await
-        .map_err(classify)?
-        .into_results()
-        .await
-        .map_err(classify)?;
-    Ok(())
-}
 
 /// An open transaction (`BEGIN TRANSACTION` issued) in a tenant's database.
 ///

@@ -28,3 +28,9 @@ SELECT 1
 -- a hook runs in the tenant database
 USE [Mirror_Cust24709]
 
+-- a hook's transaction (1)
+SET XACT_ABORT ON
+
+-- a hook's transaction (2)
+BEGIN TRANSACTION
+

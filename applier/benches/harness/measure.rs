@@ -1,0 +1,271 @@
+//! The measurements: each runs on a fresh scratch tenant, times only the work being compared,
+//! fingerprints the table it wrote, and drops the tenant again (also when it fails).
+//!
+//! - [`Measurement::Copy`]: the floor of any load, a plain binary `COPY` of the rows in one
+//!   transaction into an empty table of the same shape (created by the engine).
+//! - [`Measurement::Load`]: the engine applying the rows as RowData messages to an empty table
+//!   (its direct-load path), one transaction per message as the workers do.
+//! - [`Measurement::OurMix`] / [`Measurement::OurUpdate`]: the engine applying a change set to a
+//!   populated table (temp table + `ON CONFLICT` merge).
+//! - [`Measurement::RowMix`] / [`Measurement::RowUpdate`]: the naive alternative, one prepared
+//!   `INSERT … ON CONFLICT DO UPDATE` (or `DELETE`) per row in one transaction.
+
+use std::time::{Duration, Instant};
+
+use futures::pin_mut;
+use mirror_applier::dialect::Render;
+use mirror_applier::dialect::postgres::copy::{PgValue, pg_type};
+use mirror_applier::dialect::postgres::render::PgRender;
+use mirror_common::wire::Operation;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+
+use super::BenchError;
+use super::lab::{Fingerprint, Lab, Scratch};
+use super::workload::{Batches, Workload};
+
+/// One timed run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub rows: usize,
+    /// RowData messages applied (0 for the baselines, which do not use messages).
+    pub messages: usize,
+    pub secs: f64,
+}
+
+impl Sample {
+    pub fn rows_per_sec(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.rows as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Measurement {
+    Copy,
+    Load,
+    OurMix,
+    RowMix,
+    OurUpdate,
+    RowUpdate,
+}
+
+/// Which end state a measurement produces: measurements of one outcome must leave identical
+/// tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Loaded,
+    Mixed,
+    Updated,
+}
+
+impl Measurement {
+    /// In the order they run in each repetition (baseline and contender alternate, so a slow
+    /// spell of the machine hits both).
+    pub const ALL: [Measurement; 6] = [
+        Measurement::Copy,
+        Measurement::Load,
+        Measurement::OurMix,
+        Measurement::RowMix,
+        Measurement::OurUpdate,
+        Measurement::RowUpdate,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Measurement::Copy => "a) plain COPY, empty table",
+            Measurement::Load => "b) our load, empty table",
+            Measurement::OurMix => "c) our upsert, 50/30/20 mix",
+            Measurement::OurUpdate => "c) our upsert, updates only",
+            Measurement::RowMix => "d) row-by-row, 50/30/20 mix",
+            Measurement::RowUpdate => "d) row-by-row, updates only",
+        }
+    }
+
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Measurement::Copy | Measurement::Load => Outcome::Loaded,
+            Measurement::OurMix | Measurement::RowMix => Outcome::Mixed,
+            Measurement::OurUpdate | Measurement::RowUpdate => Outcome::Updated,
+        }
+    }
+
+    /// Rows the table must hold afterwards.
+    pub fn expected_rows(self, w: &Workload) -> usize {
+        match self.outcome() {
+            Outcome::Loaded | Outcome::Updated => w.load.rows,
+            Outcome::Mixed => w.rows_after_mix(),
+        }
+    }
+
+    /// Runs the measurement on a fresh tenant, which is dropped afterwards whatever happened.
+    pub async fn run(
+        self,
+        lab: &Lab,
+        w: &Workload,
+        timeout: Duration,
+    ) -> Result<(Sample, Fingerprint), BenchError> {
+        let scratch = lab.scratch(&w.schema).await?;
+        let result = match tokio::time::timeout(timeout, self.run_in(lab, w, &scratch)).await {
+            Ok(result) => result,
+            Err(_) => Err(BenchError::Timeout {
+                what: self.label(),
+                secs: timeout.as_secs(),
+            }),
+        };
+        if result.is_err() {
+            // A baseline may have failed inside its transaction; end it before dropping.
+            let _ = lab.client.batch_execute("ROLLBACK").await;
+        }
+        let dropped = lab.drop_scratch(&scratch).await;
+        let measured = result?;
+        dropped?;
+        Ok(measured)
+    }
+
+    async fn run_in(
+        self,
+        lab: &Lab,
+        w: &Workload,
+        scratch: &Scratch,
+    ) -> Result<(Sample, Fingerprint), BenchError> {
+        let changes = match self.outcome() {
+            Outcome::Loaded => &w.load,
+            Outcome::Mixed => &w.mix,
+            Outcome::Updated => &w.update,
+        };
+        if self.outcome() != Outcome::Loaded {
+            lab.populate(scratch, &w.load).await?;
+        }
+        let sample = match self {
+            Measurement::Copy => copy(lab, scratch, changes).await?,
+            Measurement::Load | Measurement::OurMix | Measurement::OurUpdate => {
+                engine(lab, scratch, changes).await?
+            }
+            Measurement::RowMix | Measurement::RowUpdate => {
+                row_by_row(lab, scratch, changes).await?
+            }
+        };
+        Ok((sample, lab.fingerprint(scratch).await?))
+    }
+}
+
+/// The engine applying each message in its own transaction, in order, as a partition's worker.
+async fn engine(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample, BenchError> {
+    let envelopes = batches.envelopes(&scratch.tenant.context_id);
+    lab.settle().await?;
+    let start = Instant::now();
+    for env in &envelopes {
+        lab.apply(env).await?;
+    }
+    Ok(Sample {
+        rows: batches.rows,
+        messages: envelopes.len(),
+        secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn column_types(scratch: &Scratch) -> Vec<Type> {
+    scratch
+        .schema
+        .columns
+        .iter()
+        .map(|c| pg_type(c.ty))
+        .collect()
+}
+
+fn column_list(scratch: &Scratch) -> Result<Vec<String>, BenchError> {
+    Ok(scratch
+        .schema
+        .columns
+        .iter()
+        .map(|c| PgRender.quote(&c.name))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// One binary `COPY` of every row in one transaction.
+async fn copy(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample, BenchError> {
+    let types = column_types(scratch);
+    let sql = format!(
+        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        scratch.table,
+        column_list(scratch)?.join(", ")
+    );
+    let client = &lab.client;
+    lab.settle().await?;
+    let start = Instant::now();
+    client.batch_execute("BEGIN").await?;
+    let sink = client.copy_in(&sql).await?;
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    for row in batches.rows() {
+        writer
+            .as_mut()
+            .write_raw(row.values.iter().map(PgValue))
+            .await?;
+    }
+    let copied = writer.finish().await?;
+    client.batch_execute("COMMIT").await?;
+    let secs = start.elapsed().as_secs_f64();
+    if copied != batches.rows as u64 {
+        return Err(BenchError::Unexpected(format!(
+            "COPY took {copied} rows of {}",
+            batches.rows
+        )));
+    }
+    Ok(Sample {
+        rows: batches.rows,
+        messages: 0,
+        secs,
+    })
+}
+
+/// One prepared statement per row (upsert, or delete by key) in one transaction.
+async fn row_by_row(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample, BenchError> {
+    let types = column_types(scratch);
+    let columns = column_list(scratch)?;
+    let key = &columns[0];
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+    let sets: Vec<String> = columns[1..]
+        .iter()
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let upsert_sql = format!(
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({key}) DO UPDATE SET {}",
+        scratch.table,
+        columns.join(", "),
+        placeholders.join(", "),
+        sets.join(", ")
+    );
+    let delete_sql = format!("DELETE FROM {} WHERE {key} = $1", scratch.table);
+    let client = &lab.client;
+    lab.settle().await?;
+    let start = Instant::now();
+    client.batch_execute("BEGIN").await?;
+    let upsert = client.prepare_typed(&upsert_sql, &types).await?;
+    let delete = client.prepare_typed(&delete_sql, &types[..1]).await?;
+    for row in batches.rows() {
+        match row.op {
+            Operation::Insert | Operation::Update => {
+                client
+                    .execute_raw(&upsert, row.values.iter().map(PgValue))
+                    .await?;
+            }
+            Operation::Delete => {
+                client
+                    .execute_raw(&delete, row.values[..1].iter().map(PgValue))
+                    .await?;
+            }
+        }
+    }
+    client.batch_execute("COMMIT").await?;
+    Ok(Sample {
+        rows: batches.rows,
+        messages: 0,
+        secs: start.elapsed().as_secs_f64(),
+    })
+}
