@@ -2,6 +2,7 @@
 //! mirror database. Configuration: `--config FILE` (or `MIRROR_CONFIG`) and `MIRROR__…` variables.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -21,8 +22,18 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The whole cause chain on one line; a bad setting names its key.
+            eprintln!("mirror-applier: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let settings = Settings::from_process(args.config).context("invalid configuration")?;
     telemetry::init_subscriber(&settings.log);
     let app = Application::build(settings).await?;

@@ -60,7 +60,10 @@ async fn applies_messages_in_order_and_drains_the_queue() {
         worker.metric(r#"mirror_applier_apply_seconds_count{kind="RowData"}"#),
         2.0
     );
-    assert_eq!(worker.metric("mirror_applier_active_partitions"), 2.0);
+    eventually("every partition consumed", WAIT, || async {
+        (worker.metric("mirror_applier_active_partitions") == 2.0).then_some(())
+    })
+    .await;
     let lag = worker.metric(&format!(
         r#"mirror_applier_lag_seconds{{partition="{}"}}"#,
         h.topology.partition_of(&h.tenant)
@@ -151,14 +154,12 @@ async fn answers_table_schema_through_direct_reply_to() {
         || async { (h.ready(&h.topology.dead_letter_queue()).await == 1).then_some(()) },
     )
     .await;
-    assert_eq!(
-        worker.metric(r#"mirror_applier_schema_replies_total{outcome="applied"}"#),
-        2.0
-    );
-    assert_eq!(
-        worker.metric(r#"mirror_applier_schema_replies_total{outcome="failed"}"#),
-        1.0
-    );
+    eventually("the replies to be counted", WAIT, || async {
+        let applied = worker.metric(r#"mirror_applier_schema_replies_total{outcome="applied"}"#);
+        let failed = worker.metric(r#"mirror_applier_schema_replies_total{outcome="failed"}"#);
+        (applied == 2.0 && failed == 1.0).then_some(())
+    })
+    .await;
     worker.stop().await;
     h.cleanup().await;
 }

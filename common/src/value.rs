@@ -185,17 +185,21 @@ fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
     })
 }
 
-/// Base64 (standard, padded or not), hex (optionally `0x`-prefixed) as a fallback.
+/// Base64 first (SuperOffice's encoding as far as it is known; standard alphabet, padded), then hex
+/// (optionally `0x`-prefixed) as the fallback, then unpadded Base64. Base64 goes first because a
+/// Base64 payload may itself begin with `0x` (`0Xg=` is the bytes `d1 78`).
 fn parse_binary(s: &str) -> Option<Vec<u8>> {
-    let hexish = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"));
-    if let Some(h) = hexish {
-        return hex::decode(h).ok();
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    if let Ok(bytes) = STANDARD.decode(s) {
+        return Some(bytes);
     }
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
+    let hex_digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    hex::decode(hex_digits)
         .ok()
-        .or_else(|| base64::engine::general_purpose::STANDARD_NO_PAD.decode(s).ok())
-        .or_else(|| hex::decode(s).ok())
+        .or_else(|| STANDARD_NO_PAD.decode(s).ok())
 }
 
 /// Checks a decimal literal against its precision and scale; returns it canonically
@@ -352,7 +356,15 @@ mod tests {
             Ok(Value::Binary(vec![0, 1, 2, 255]))
         );
         assert_eq!(
-            decode(T::VarBinary(None), true, Some("[B:0x0001ff]")),
+            decode(T::VarBinary(None), true, Some("[B:0x00ff]")),
+            Ok(Value::Binary(vec![0, 255]))
+        );
+        assert_eq!(
+            decode(T::VarBinary(None), true, Some("[B:0Xg=]")),
+            Ok(Value::Binary(vec![0xd1, 0x78]))
+        );
+        assert_eq!(
+            decode(T::VarBinary(None), true, Some("[B:0001ff]")),
             Ok(Value::Binary(vec![0, 1, 255]))
         );
         assert_eq!(

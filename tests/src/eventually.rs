@@ -12,19 +12,28 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Polls `check` until it yields `Some`, and returns that; panics naming `what` after
 /// [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    eventually_within(what, PATIENCE, check).await
+}
+
+/// [`eventually`] with another patience.
+pub async fn eventually_within<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
     loop {
         if let Some(value) = check().await {
             return value;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out after {PATIENCE:?} waiting for {what}"
+            "timed out after {patience:?} waiting for {what}"
         );
         tokio::time::sleep(POLL).await;
     }
@@ -46,9 +55,12 @@ mod tests {
         assert_eq!(value, 30);
     }
 
-    #[tokio::test(start_paused = true)]
-    #[should_panic(expected = "timed out after 60s waiting for nothing")]
+    #[tokio::test]
+    #[should_panic(expected = "timed out after 200ms waiting for nothing")]
     async fn gives_up_naming_what_it_waited_for() {
-        eventually("nothing", || async { None::<()> }).await;
+        eventually_within("nothing", Duration::from_millis(200), || async {
+            None::<()>
+        })
+        .await;
     }
 }

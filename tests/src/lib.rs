@@ -25,7 +25,7 @@ pub mod soap_client;
 pub mod values;
 
 pub use broker::{DeadLetter, Queues};
-pub use eventually::{PATIENCE, eventually};
+pub use eventually::{PATIENCE, eventually, eventually_within};
 pub use mirror::Mirror;
 pub use pipeline::{CLIENT_ID, Pipeline, PipelineOptions, Worker};
 pub use soap_client::{Reply, SoapClient, Tenant};

@@ -141,17 +141,21 @@ impl Mirror {
         self.query(&sql).await[0].get(0)
     }
 
-    /// Every row of `table` with every column as text, ordered by the key (column 1).
+    /// Every row of `table` with every column as text, ordered by the key (the first column).
     pub async fn rows(&self, table: &str) -> Vec<Vec<Option<String>>> {
         let columns = self.columns(table).await;
         let list: Vec<String> = columns
             .iter()
             .map(|(name, _, _)| format!("{}::text", quote(name)))
             .collect();
+        let Some((key, _, _)) = columns.first() else {
+            panic!("table {table} does not exist in {}", self.schema);
+        };
         let sql = format!(
-            "SELECT {} FROM {} ORDER BY 1",
+            "SELECT {} FROM {} ORDER BY {}",
             list.join(", "),
-            self.qualified(table)
+            self.qualified(table),
+            quote(key)
         );
         self.query(&sql)
             .await

@@ -18,11 +18,12 @@ use mirror_sim::scenario::{SKIPPED_TABLE, Step};
 use mirror_sim::source::Source;
 use mirror_sim::verify::{DiffKind, PgReader, verify};
 use mirror_tests::values::{batch, simple_row, simple_table};
-use mirror_tests::{CLIENT_ID, DATABASE_URL, Pipeline, PipelineOptions, SoapClient, keys};
+use mirror_tests::{CLIENT_ID, DATABASE_URL, Pipeline, PipelineOptions, keys};
 
 /// Every step the simulator offers, in an order where each one means something: the restore goes
 /// back to the start of the completed `changes` cycle, the cycle after the aborted one resends
-/// what the failed call did not deliver, and a skipped table comes back with the next step.
+/// what the failed call did not deliver, and a skipped table comes back with the next step. The
+/// `idle` step is what the settling cycles after the script run.
 const SCRIPT: [Step; 7] = [
     Step::Initial,
     Step::Changes,
@@ -84,6 +85,16 @@ fn check_cycles(run: &TenantRun) {
         assert_eq!(report.status, expected, "{tenant}: {statuses:?}");
     }
     assert_eq!(run.settled, Some(true), "{tenant} settles: {statuses:?}");
+    let settling = &run.cycles[SCRIPT.len()..];
+    assert!(
+        settling.iter().all(|c| c.step == Step::Idle),
+        "{statuses:?}"
+    );
+    let last = settling.last().expect("a settling cycle");
+    assert!(
+        last.completed() && !last.sent_anything(),
+        "{tenant}: {last:?}"
+    );
 
     let initial = cycle(run, Step::Initial);
     assert!(
@@ -179,7 +190,9 @@ fn corruptible(source: &Source) -> (String, String, String, i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_tenants_through_every_scenario_with_two_workers_mirror_exactly() {
     assert!(
-        Step::ALL.iter().all(|step| SCRIPT.contains(step)),
+        Step::ALL
+            .iter()
+            .all(|step| SCRIPT.contains(step) || *step == Step::Idle),
         "the script covers every scenario the simulator offers"
     );
     let pipeline = Pipeline::start_with(PipelineOptions {
@@ -291,7 +304,6 @@ async fn a_token_signed_by_another_key_is_refused_and_nothing_is_published() {
     let keys = keys::shared();
 
     // The simulator, holding the wrong key, cannot even authenticate.
-    let source = Source::new(tenant.id(), 1, 50).unwrap();
     let config = RunConfig {
         tenants: vec![tenant.id().to_owned()],
         cycles: 1,
@@ -384,7 +396,6 @@ async fn a_token_signed_by_another_key_is_refused_and_nothing_is_published() {
     let mut expected = vec![0, 0];
     expected[usize::from(pipeline.topology.partition_of(tenant.id()))] = 1;
     assert_eq!(queues.partition_counts().await, expected);
-    drop(source);
     queues.close().await;
     pipeline.stop().await;
 }

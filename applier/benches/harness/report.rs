@@ -32,7 +32,7 @@ impl TableResult {
         runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
         let mid = runs.len() / 2;
         let mut median = *runs.get(mid)?;
-        if runs.len() % 2 == 0 {
+        if runs.len().is_multiple_of(2) {
             median.secs = (median.secs + runs[mid - 1].secs) / 2.0;
         }
         Some(median)
@@ -146,7 +146,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

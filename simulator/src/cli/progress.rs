@@ -106,6 +106,14 @@ impl Observer for Progress {
     }
 
     fn cycle_finished(&self, report: &CycleReport) {
+        // Settling cycles come on top of the planned ones.
+        if self
+            .overall
+            .length()
+            .is_some_and(|len| self.overall.position() >= len)
+        {
+            self.overall.inc_length(1);
+        }
         self.overall.inc(1);
         if let CycleStatus::Failed(error) = &report.status {
             self.println(&format!(

@@ -1,4 +1,5 @@
-//! SQL Server errors → [`ApplyError`], by error NUMBER and driver error kind, never by message text.
+//! SQL Server errors → [`ApplyError`], by error number and driver error kind, never by message
+//! text.
 //!
 //! Transient means "the same message may succeed later unchanged": the worker keeps it and retries
 //! with backoff. Everything the server refuses for the data or the statement itself (constraint,

@@ -14,6 +14,11 @@
 //! Database refuses references to other databases. Only operators' hook scripts run inside the
 //! tenant database (`USE`), on a connection that is closed afterwards.
 //!
+//! # Requirements
+//! SQL Server 2016 or later (`DROP … IF EXISTS`, and `OPENJSON`, which needs compatibility level
+//! 130 in the database connections log in to); a login that may create databases, or tenant
+//! databases created beforehand under the template's names.
+//!
 //! # Per message
 //! [`MssqlBackend::begin`] checks the tenant database exists (`DB_ID`) and creates it outside any
 //! transaction if not, then opens the transaction and creates missing state tables (see
@@ -95,7 +100,11 @@ async fn ensure_database(client: &mut Client, tenant: &Tenant) -> Result<(), App
     if id.is_some() {
         return Ok(());
     }
-    tracing::info!(tenant = %tenant.context_id, database = %tenant.storage, "Creating the tenant database.");
+    tracing::info!(
+        tenant = %tenant.context_id,
+        database = %tenant.storage,
+        "Creating the tenant database."
+    );
     match batch(client, &MssqlRender.create_database(tenant)?).await {
         Err(e) if number(&e) == Some(DATABASE_EXISTS) => Ok(()),
         other => other,

@@ -8,7 +8,8 @@
 //!    the driver cannot bulk-load (see `bulk`);
 //! 3. one `UPDATE m SET … FROM … JOIN [#mirror_stage]` and one `INSERT … SELECT … WHERE NOT
 //!    EXISTS` (or one `MERGE … WITH (HOLDLOCK)`, see [`Upsert`]);
-//! 4. `DROP TABLE [#mirror_stage]`: temp tables live as long as the session, and sessions are pooled;
+//! 4. `DROP TABLE [#mirror_stage]`: temp tables live as long as the session, and sessions are
+//!    pooled;
 //! 5. one `DELETE … WHERE key IN (SELECT … FROM OPENJSON(@P1))`: the keys travel as one JSON array
 //!    parameter, whatever their number.
 //!

@@ -37,11 +37,15 @@ pub fn is_mssql_url(url: &str) -> bool {
     if lower.contains("://") {
         return false;
     }
-    let first_key = lower.split(';').next().and_then(|kv| kv.split_once('='));
-    matches!(
-        first_key.map(|(k, _)| k.trim()),
-        Some("server" | "data source" | "address" | "addr" | "network address")
-    )
+    lower
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .any(|(k, _)| {
+            matches!(
+                k.trim(),
+                "server" | "data source" | "address" | "addr" | "network address"
+            )
+        })
 }
 
 /// The connection settings for `settings.url`, with the password from `password_file` when the
@@ -203,6 +207,7 @@ mod tests {
             "Server=tcp:db,1433;Database=master;User Id=sa;Password=x"
         ));
         assert!(is_mssql_url("Data Source=db;User Id=sa"));
+        assert!(is_mssql_url("Database=master;Server=db,1433;User Id=sa"));
         assert!(!is_mssql_url("postgres://postgres@127.0.0.1:5432/postgres"));
         assert!(!is_mssql_url("host=127.0.0.1 user=postgres"));
     }
