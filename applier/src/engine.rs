@@ -52,6 +52,7 @@ pub struct EngineOptions {
     /// Longest a single apply or quarantine may take, end to end; then it fails transiently.
     pub apply_timeout: Duration,
     pub postgres: PgOptions,
+    pub mssql: crate::dialect::mssql::MssqlOptions,
 }
 
 impl Default for EngineOptions {
@@ -59,6 +60,7 @@ impl Default for EngineOptions {
         EngineOptions {
             apply_timeout: Duration::from_secs(600),
             postgres: PgOptions::default(),
+            mssql: crate::dialect::mssql::MssqlOptions::default(),
         }
     }
 }
@@ -82,6 +84,7 @@ impl Engine {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Engine, ApplyError> {
         let mut options = EngineOptions::default();
         options.postgres.pool_size = settings.pool_size;
+        options.mssql.pool.size = settings.pool_size;
         Engine::connect_with(settings, options).await
     }
 
@@ -98,7 +101,7 @@ impl Engine {
             } else if crate::dialect::mssql::is_mssql_url(url) {
                 Box::new(crate::dialect::mssql::MssqlBackend::connect(
                     settings,
-                    &crate::dialect::mssql::MssqlOptions::default(),
+                    &options.mssql,
                 )?)
             } else {
                 return Err(ApplyError::Config(format!(

@@ -1,8 +1,9 @@
 //! What the consumer needs from the apply engine, as a trait object.
 //!
 //! The consumer only sequences work (apply, retry, quarantine, acknowledge); the engine owns the
-//! database. Behind a trait the consumer can also be driven against a stand-in that fails on
-//! command, which is how its retry and dead-letter paths are exercised without breaking a server.
+//! database. Behind a trait the consumer can also run over a wrapper that fails or stalls on
+//! command: that is how its retry path is exercised, and how a worker is caught between a commit
+//! and its acknowledgement.
 
 use async_trait::async_trait;
 use mirror_common::wire::Envelope;

@@ -7,9 +7,10 @@
 //! ```
 //!
 //! A message is acknowledged only after its effect is committed (or it is safely in the
-//! dead-letter queue). Transient failures are retried in place, so a partition never skips ahead;
-//! on shutdown or a lost connection the message in hand is left unacknowledged and the broker
-//! hands it out again, where the engine recognises it if it was committed.
+//! dead-letter queue). Transient failures are retried in place, so a partition never skips ahead.
+//! On shutdown an apply in progress is finished and acknowledged; a message waiting for its next
+//! attempt, or one whose ack is lost with the connection, stays with the broker, which hands it
+//! out again first — and the engine recognises it if it was committed.
 
 mod handler;
 mod mirror;

@@ -12,7 +12,7 @@ use mirror_common::auth::{ApplicationKey, ApplicationPublicKey};
 pub enum KeysCommand {
     /// Generate a new key pair: private and public key, each as PEM and RSA-XML.
     Generate {
-        /// Folder to write `application-private.{pem,xml}` and `application-public.{pem,xml}` into.
+        /// Folder to write `application.key.{pem,xml}` and `application.pub.{pem,xml}` into.
         #[arg(long)]
         out: PathBuf,
         /// Key size in bits.
@@ -62,10 +62,10 @@ fn generate(out: &Path, bits: usize, force: bool, json: bool) -> anyhow::Result<
     let public = key.public_key();
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let files = [
-        ("application-private.pem", key.to_pem()),
-        ("application-private.xml", key.to_rsa_xml()),
-        ("application-public.pem", public.to_pem()),
-        ("application-public.xml", public.to_rsa_xml()),
+        ("application.key.pem", key.to_pem()),
+        ("application.key.xml", key.to_rsa_xml()),
+        ("application.pub.pem", public.to_pem()),
+        ("application.pub.xml", public.to_rsa_xml()),
     ];
     let mut written = Vec::with_capacity(files.len());
     for (name, text) in files {
@@ -130,8 +130,8 @@ mod tests {
     fn generate_then_convert_round_trips() {
         let dir = temp_dir();
         generate(&dir, 1024, false, false).unwrap();
-        let pem = fs::read_to_string(dir.join("application-private.pem")).unwrap();
-        let xml = convert(&dir.join("application-private.pem"), KeyFormat::Xml, false).unwrap();
+        let pem = fs::read_to_string(dir.join("application.key.pem")).unwrap();
+        let xml = convert(&dir.join("application.key.pem"), KeyFormat::Xml, false).unwrap();
         assert!(xml.starts_with("<RSAKeyValue>") && xml.contains("<D>"), "{xml}");
         let xml_file = dir.join("converted.xml");
         fs::write(&xml_file, &xml).unwrap();
@@ -140,7 +140,7 @@ mod tests {
         assert!(!public.contains("<D>"), "{public}");
         assert_eq!(
             public,
-            fs::read_to_string(dir.join("application-public.xml")).unwrap()
+            fs::read_to_string(dir.join("application.pub.xml")).unwrap()
         );
         // Refuses to overwrite without --force.
         assert!(generate(&dir, 1024, false, false).is_err());
