@@ -4,13 +4,13 @@
 pub mod consumer;
 pub mod ctl;
 pub mod dead_letter;
-pub mod health;
-pub mod metrics;
-pub mod retry;
-pub mod startup;
 pub mod dialect;
 pub mod engine;
 pub mod error;
+pub mod health;
 pub mod hooks;
+pub mod metrics;
 pub mod plan;
+pub mod retry;
+pub mod startup;
 pub mod state;

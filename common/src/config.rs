@@ -351,7 +351,10 @@ mod tests {
         assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.amqp.prefix, "mirror");
         assert_eq!(s.amqp.partitions, 32);
-        assert_eq!(s.database.url, "postgres://postgres@127.0.0.1:5432/postgres");
+        assert_eq!(
+            s.database.url,
+            "postgres://postgres@127.0.0.1:5432/postgres"
+        );
         assert_eq!(s.database.name_template, "Mirror_{context_id}");
         assert_eq!(s.metrics.listen, "127.0.0.1:9090");
         assert_eq!(s.http.body_limit_bytes, 64 * 1024 * 1024);
@@ -372,7 +375,10 @@ mod tests {
             Some(&file),
             env(&[
                 ("MIRROR__AMQP__PARTITIONS", "4"),
-                ("MIRROR__AUTH__CLIENT_ID", "6cf25376616343b38d14ddcd804f2891"),
+                (
+                    "MIRROR__AUTH__CLIENT_ID",
+                    "6cf25376616343b38d14ddcd804f2891",
+                ),
                 ("MIRROR__HTTP__LISTEN", "0.0.0.0:80"),
                 ("OTHER__AMQP__PARTITIONS", "9"),
             ]),
@@ -382,14 +388,20 @@ mod tests {
         assert_eq!(s.amqp.prefix, "fromfile");
         assert_eq!(s.auth.environment, AuthEnvironment::Development);
         assert_eq!(s.http.listen, "0.0.0.0:80");
-        assert_eq!(s.required_client_id().unwrap(), "6cf25376616343b38d14ddcd804f2891");
+        assert_eq!(
+            s.required_client_id().unwrap(),
+            "6cf25376616343b38d14ddcd804f2891"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn bad_settings_name_their_key() {
         let err = Settings::load(None, env(&[("MIRROR__AMQP__PARTITIONS", "0")])).unwrap_err();
-        assert!(err.to_string().contains("MIRROR__AMQP__PARTITIONS"), "{err}");
+        assert!(
+            err.to_string().contains("MIRROR__AMQP__PARTITIONS"),
+            "{err}"
+        );
         let err = Settings::load(None, env(&[("MIRROR__AMQP__PARTITIONS", "many")])).unwrap_err();
         assert!(err.to_string().contains("partitions"), "{err}");
         let err = Settings::load(None, env(&[("MIRROR__AUTH__ENVIRONMENT", "moon")])).unwrap_err();

@@ -47,6 +47,9 @@ mod tests {
         for i in 0..32_000 {
             counts[usize::from(partition_of(&format!("Cust{i}"), 32))] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

@@ -16,7 +16,9 @@ const MAX_SIZED_LEN: u16 = 8000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
-    #[error("unsafe identifier {0:?}: expected a letter or '_' then letters, digits or '_', at most 128 characters")]
+    #[error(
+        "unsafe identifier {0:?}: expected a letter or '_' then letters, digits or '_', at most 128 characters"
+    )]
     UnsafeIdentifier(String),
     #[error("table {table}: column {column}: unsupported column type {ty:?}")]
     UnknownType {
@@ -126,7 +128,9 @@ impl ColumnType {
             ("text", None) => ColumnType::Text,
             ("image", None) => ColumnType::Image,
             ("uniqueidentifier", None) => ColumnType::UniqueIdentifier,
-            ("nvarchar", a) => ColumnType::NVarChar(length(a).filter(|n| n.is_none_or(|n| n <= 4000))?),
+            ("nvarchar", a) => {
+                ColumnType::NVarChar(length(a).filter(|n| n.is_none_or(|n| n <= 4000))?)
+            }
             ("varchar", a) => ColumnType::VarChar(length(a)?),
             ("varbinary", a) => ColumnType::VarBinary(length(a)?),
             ("nchar", a) => ColumnType::NChar(fixed(a).filter(|n| *n <= 4000)?),
@@ -274,7 +278,11 @@ fn parse_default_expr(mut s: &str) -> Option<DefaultValue> {
     if s.chars()
         .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
     {
-        return s.parse::<f64>().ok().filter(|f| f.is_finite()).map(DefaultValue::Float);
+        return s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(DefaultValue::Float);
     }
     None
 }
@@ -353,10 +361,12 @@ impl RawTableSchema {
                 ty: raw.ty.clone(),
             })?;
             let default =
-                DefaultValue::parse_clause(&raw.default).map_err(|UnsupportedDefault| SchemaError::BadDefault {
-                    table: table.clone(),
-                    column: raw.name.clone(),
-                    clause: raw.default.clone(),
+                DefaultValue::parse_clause(&raw.default).map_err(|UnsupportedDefault| {
+                    SchemaError::BadDefault {
+                        table: table.clone(),
+                        column: raw.name.clone(),
+                        clause: raw.default.clone(),
+                    }
                 })?;
             columns.push(Column {
                 name: raw.name.clone(),
@@ -412,13 +422,31 @@ mod tests {
         assert_eq!(ColumnType::parse("smallint"), Some(ColumnType::SmallInt));
         assert_eq!(ColumnType::parse("datetime"), Some(ColumnType::DateTime));
         assert_eq!(ColumnType::parse("float"), Some(ColumnType::Float));
-        assert_eq!(ColumnType::parse("nvarchar(2)"), Some(ColumnType::NVarChar(Some(2))));
-        assert_eq!(ColumnType::parse("nvarchar(4000)"), Some(ColumnType::NVarChar(Some(4000))));
-        assert_eq!(ColumnType::parse("nvarchar(max)"), Some(ColumnType::NVarChar(None)));
-        assert_eq!(ColumnType::parse(" NVARCHAR( MAX ) "), Some(ColumnType::NVarChar(None)));
+        assert_eq!(
+            ColumnType::parse("nvarchar(2)"),
+            Some(ColumnType::NVarChar(Some(2)))
+        );
+        assert_eq!(
+            ColumnType::parse("nvarchar(4000)"),
+            Some(ColumnType::NVarChar(Some(4000)))
+        );
+        assert_eq!(
+            ColumnType::parse("nvarchar(max)"),
+            Some(ColumnType::NVarChar(None))
+        );
+        assert_eq!(
+            ColumnType::parse(" NVARCHAR( MAX ) "),
+            Some(ColumnType::NVarChar(None))
+        );
         assert_eq!(ColumnType::parse("ntext"), Some(ColumnType::NText));
-        assert_eq!(ColumnType::parse("varbinary(max)"), Some(ColumnType::VarBinary(None)));
-        assert_eq!(ColumnType::parse("decimal(18, 2)"), Some(ColumnType::Decimal(18, 2)));
+        assert_eq!(
+            ColumnType::parse("varbinary(max)"),
+            Some(ColumnType::VarBinary(None))
+        );
+        assert_eq!(
+            ColumnType::parse("decimal(18, 2)"),
+            Some(ColumnType::Decimal(18, 2))
+        );
     }
 
     #[test]
@@ -443,8 +471,18 @@ mod tests {
 
     #[test]
     fn type_display_round_trips() {
-        for s in ["int", "nvarchar(255)", "nvarchar(max)", "varbinary(max)", "decimal(18,2)", "nchar(3)"] {
-            assert_eq!(ColumnType::parse(s).map(|t| t.to_string()).as_deref(), Some(s));
+        for s in [
+            "int",
+            "nvarchar(255)",
+            "nvarchar(max)",
+            "varbinary(max)",
+            "decimal(18,2)",
+            "nchar(3)",
+        ] {
+            assert_eq!(
+                ColumnType::parse(s).map(|t| t.to_string()).as_deref(),
+                Some(s)
+            );
         }
     }
 
@@ -455,7 +493,10 @@ mod tests {
         assert_eq!(p("default ((-1))"), Ok(Some(DefaultValue::Integer(-1))));
         assert_eq!(p("default ((0))"), Ok(Some(DefaultValue::Integer(0))));
         assert_eq!(p("default ((25))"), Ok(Some(DefaultValue::Integer(25))));
-        assert_eq!(p("default (N'')"), Ok(Some(DefaultValue::Text(String::new()))));
+        assert_eq!(
+            p("default (N'')"),
+            Ok(Some(DefaultValue::Text(String::new())))
+        );
         assert_eq!(
             p("default (N'1760-01-01 00:00:00')"),
             Ok(Some(DefaultValue::Text("1760-01-01 00:00:00".into())))
@@ -464,9 +505,15 @@ mod tests {
             p("default (N'17600101 00:00:00')"),
             Ok(Some(DefaultValue::Text("17600101 00:00:00".into())))
         );
-        assert_eq!(p("DEFAULT (getdate())"), Ok(Some(DefaultValue::CurrentTimestamp)));
+        assert_eq!(
+            p("DEFAULT (getdate())"),
+            Ok(Some(DefaultValue::CurrentTimestamp))
+        );
         assert_eq!(p("default ((1.5))"), Ok(Some(DefaultValue::Float(1.5))));
-        assert_eq!(p("default (N'it''s')"), Ok(Some(DefaultValue::Text("it's".into()))));
+        assert_eq!(
+            p("default (N'it''s')"),
+            Ok(Some(DefaultValue::Text("it's".into())))
+        );
     }
 
     #[test]
@@ -479,7 +526,11 @@ mod tests {
             "default (user_name())",
             "default ((1)",
         ] {
-            assert_eq!(DefaultValue::parse_clause(bad), Err(UnsupportedDefault), "{bad:?}");
+            assert_eq!(
+                DefaultValue::parse_clause(bad),
+                Err(UnsupportedDefault),
+                "{bad:?}"
+            );
         }
     }
 
@@ -489,7 +540,17 @@ mod tests {
             assert_eq!(check_identifier(ok), Ok(()));
         }
         let long = "a".repeat(129);
-        for bad in ["", "1abc", "a b", "a-b", "a]b", "a\"b", "a;b", "ä", long.as_str()] {
+        for bad in [
+            "",
+            "1abc",
+            "a b",
+            "a-b",
+            "a]b",
+            "a\"b",
+            "a;b",
+            "ä",
+            long.as_str(),
+        ] {
             assert!(check_identifier(bad).is_err(), "{bad:?}");
         }
     }
@@ -506,9 +567,14 @@ mod tests {
             name: "t".into(),
             columns: cols,
         };
-        assert!(table(vec![col("t_id", "int", false), col("x", "nvarchar(5)", true)])
+        assert!(
+            table(vec![
+                col("t_id", "int", false),
+                col("x", "nvarchar(5)", true)
+            ])
             .validate()
-            .is_ok());
+            .is_ok()
+        );
         assert!(matches!(
             table(vec![col("t_id", "nvarchar(5)", false)]).validate(),
             Err(SchemaError::BadKey { .. })
@@ -517,7 +583,10 @@ mod tests {
             table(vec![col("t_id", "int", true)]).validate(),
             Err(SchemaError::BadKey { .. })
         ));
-        assert!(matches!(table(vec![]).validate(), Err(SchemaError::NoColumns { .. })));
+        assert!(matches!(
+            table(vec![]).validate(),
+            Err(SchemaError::NoColumns { .. })
+        ));
         assert!(matches!(
             table(vec![col("t_id", "int", false), col("T_ID", "int", true)]).validate(),
             Err(SchemaError::DuplicateColumn { .. })

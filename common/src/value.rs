@@ -304,7 +304,10 @@ mod tests {
     #[test]
     fn decodes_the_values_of_the_rowdata_fixture() {
         assert_eq!(decode(T::Int, false, Some("[I:135]")), Ok(Value::Int(135)));
-        assert_eq!(decode(T::SmallInt, false, Some("[S:0]")), Ok(Value::SmallInt(0)));
+        assert_eq!(
+            decode(T::SmallInt, false, Some("[S:0]")),
+            Ok(Value::SmallInt(0))
+        );
         assert_eq!(
             decode(T::DateTime, true, Some("[DT:05/18/2020 10:40:43.0000000]")),
             Ok(Value::DateTime(dt("2020-05-18 10:40:43")))
@@ -326,8 +329,14 @@ mod tests {
             Ok(Value::Text("[I:1]".into()))
         );
         assert_eq!(decode(T::Int, true, Some("42")), Ok(Value::Int(42)));
-        assert_eq!(decode(T::Float, true, Some("[F:12.5]")), Ok(Value::Float(12.5)));
-        assert_eq!(decode(T::Float, true, Some("-1E+20")), Ok(Value::Float(-1e20)));
+        assert_eq!(
+            decode(T::Float, true, Some("[F:12.5]")),
+            Ok(Value::Float(12.5))
+        );
+        assert_eq!(
+            decode(T::Float, true, Some("-1E+20")),
+            Ok(Value::Float(-1e20))
+        );
         assert_eq!(
             decode(T::DateTime, true, Some("[DT:12/31/2021 23:59:59.1234567]")),
             Ok(Value::DateTime(dt("2021-12-31 23:59:59.1234567")))
@@ -337,7 +346,10 @@ mod tests {
     #[test]
     fn nulls_and_empty_values() {
         assert_eq!(decode(T::NVarChar(None), true, None), Ok(Value::Null));
-        assert_eq!(decode(T::NVarChar(None), false, Some("")), Ok(Value::Text(String::new())));
+        assert_eq!(
+            decode(T::NVarChar(None), false, Some("")),
+            Ok(Value::Text(String::new()))
+        );
         assert_eq!(decode(T::Int, true, Some("")), Ok(Value::Null));
         assert_eq!(
             decode(T::Int, false, None),
@@ -392,7 +404,10 @@ mod tests {
             (T::UniqueIdentifier, "[G:not-a-guid]"),
         ] {
             assert!(
-                matches!(decode(ty, true, Some(raw)), Err(ValueError::Unparsable { .. })),
+                matches!(
+                    decode(ty, true, Some(raw)),
+                    Err(ValueError::Unparsable { .. })
+                ),
                 "{ty} {raw}"
             );
         }
@@ -435,7 +450,10 @@ mod tests {
             (T::Float, Value::Float(0.1)),
             (T::Float, Value::Float(-1.0e-300)),
             (T::DateTime, Value::DateTime(dt("1760-01-01 00:00:00"))),
-            (T::DateTime2, Value::DateTime(dt("9999-12-31 23:59:59.9999999"))),
+            (
+                T::DateTime2,
+                Value::DateTime(dt("9999-12-31 23:59:59.9999999")),
+            ),
             (T::NVarChar(None), Value::Text("[I:1] ünï 😀".into())),
             (T::VarBinary(None), Value::Binary(vec![0, 159, 146, 150])),
             (T::UniqueIdentifier, Value::Uuid(Uuid::nil())),
@@ -443,7 +461,11 @@ mod tests {
         ];
         for (ty, v) in cases {
             let wire = v.encode();
-            assert_eq!(decode(ty, true, wire.as_deref()), Ok(v.clone()), "{ty} {wire:?}");
+            assert_eq!(
+                decode(ty, true, wire.as_deref()),
+                Ok(v.clone()),
+                "{ty} {wire:?}"
+            );
         }
     }
 

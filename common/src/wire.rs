@@ -27,10 +27,18 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
     /// The full schema of every mirrored table; answered through a reply queue.
-    TableSchema { tables: Vec<TableSchema> },
-    RowData { batches: Vec<RowBatch> },
-    Wipe { table: String },
-    ReplicationCompleted { summaries: Vec<ReplicationSummary> },
+    TableSchema {
+        tables: Vec<TableSchema>,
+    },
+    RowData {
+        batches: Vec<RowBatch>,
+    },
+    Wipe {
+        table: String,
+    },
+    ReplicationCompleted {
+        summaries: Vec<ReplicationSummary>,
+    },
 }
 
 /// The kind of a message, for headers, metrics and logs.

@@ -12,7 +12,8 @@ use mirror_common::shutdown::CancellationToken;
 use mirror_common::soap::{RequestBody, Response};
 use mirror_sim::driver::cycle::FullReason;
 use mirror_sim::driver::{
-    Credentials, CycleReport, CycleStatus, Endpoint, Quiet, RunConfig, SyncMode, TenantRun, run,
+    Credentials, CycleReport, CycleStatus, Endpoint, Quiet, RunConfig, SyncMode, TableCycle,
+    TenantRun, run,
 };
 use mirror_sim::scenario::{SKIPPED_TABLE, Step};
 use mirror_sim::source::Source;
@@ -21,16 +22,17 @@ use mirror_tests::values::{batch, simple_row, simple_table};
 use mirror_tests::{CLIENT_ID, DATABASE_URL, Pipeline, PipelineOptions, keys};
 
 /// Every step the simulator offers, in an order where each one means something: the restore goes
-/// back to the start of the completed `changes` cycle, the cycle after the aborted one resends
-/// what the failed call did not deliver, and a skipped table comes back with the next step. The
-/// `idle` step is what the settling cycles after the script run.
+/// back to the start of the completed `changes` cycle, a skipped table comes back with the next
+/// step, and the history expires right after the aborted cycle, while the tables that cycle did
+/// not reach lag behind (so they must be reloaded). The `idle` step is what the settling cycles
+/// after the script run.
 const SCRIPT: [Step; 7] = [
     Step::Initial,
     Step::Changes,
     Step::Restore,
     Step::Schema,
-    Step::Abort,
     Step::SkipTable,
+    Step::Abort,
     Step::ExpireHistory,
 ];
 
@@ -71,30 +73,41 @@ fn mode(report: &CycleReport, table: &str) -> Option<SyncMode> {
         .map(|t| t.mode)
 }
 
+/// Every cycle of a run in one line each, for assertion messages:
+/// `3 restore Completed: contact=Full(SourceRestored)@1234+56 …` (mode, mirror LSN, rows sent).
+fn describe(run: &TenantRun) -> String {
+    let mut text = format!("{}:", run.tenant());
+    for c in &run.cycles {
+        text.push_str(&format!("\n  {} {} {:?}:", c.cycle, c.step, c.status));
+        for t in &c.tables {
+            text.push_str(&format!(
+                " {}={:?}@{}+{}",
+                t.table,
+                t.mode,
+                t.mirror_lsn,
+                t.rows()
+            ));
+        }
+    }
+    text
+}
+
 /// What each scripted cycle must have done, as the simulator reports it.
 fn check_cycles(run: &TenantRun) {
-    let tenant = run.tenant();
-    let statuses: Vec<(Step, &CycleStatus)> =
-        run.cycles.iter().map(|c| (c.step, &c.status)).collect();
+    let story = describe(run);
     for report in &run.cycles[..SCRIPT.len()] {
         let expected = if report.step == Step::Abort {
             CycleStatus::Aborted
         } else {
             CycleStatus::Completed
         };
-        assert_eq!(report.status, expected, "{tenant}: {statuses:?}");
+        assert_eq!(report.status, expected, "{story}");
     }
-    assert_eq!(run.settled, Some(true), "{tenant} settles: {statuses:?}");
+    assert_eq!(run.settled, Some(true), "settles: {story}");
     let settling = &run.cycles[SCRIPT.len()..];
-    assert!(
-        settling.iter().all(|c| c.step == Step::Idle),
-        "{statuses:?}"
-    );
+    assert!(settling.iter().all(|c| c.step == Step::Idle), "{story}");
     let last = settling.last().expect("a settling cycle");
-    assert!(
-        last.completed() && !last.sent_anything(),
-        "{tenant}: {last:?}"
-    );
+    assert!(last.completed() && !last.sent_anything(), "{story}");
 
     let initial = cycle(run, Step::Initial);
     assert!(
@@ -102,24 +115,16 @@ fn check_cycles(run: &TenantRun) {
             .tables
             .iter()
             .all(|t| matches!(t.mode, SyncMode::Full(_))),
-        "{tenant}: the initial load sends every table in full"
+        "the initial load sends every table in full: {story}"
     );
     let changes = cycle(run, Step::Changes);
-    let sum = |f: fn(&mirror_sim::driver::TableCycle) -> u64| -> u64 {
-        changes.tables.iter().map(f).sum()
-    };
-    assert!(
-        sum(|t| t.inserts) > 0 && sum(|t| t.updates) > 0 && sum(|t| t.deletes) > 0,
-        "{tenant}: the changes cycle sends inserts, updates and deletes: {:?}",
-        changes.tables
-    );
     assert!(
         changes
             .tables
             .iter()
-            .all(|t| matches!(t.mode, SyncMode::Incremental { .. } | SyncMode::UpToDate)),
-        "{tenant}: {:?}",
-        changes.tables
+            .all(|t| matches!(t.mode, SyncMode::Incremental { .. } | SyncMode::UpToDate))
+            && changes.rows() > 0,
+        "the changes cycle sends changes only: {story}"
     );
     let restore = cycle(run, Step::Restore);
     assert!(
@@ -127,40 +132,56 @@ fn check_cycles(run: &TenantRun) {
             .tables
             .iter()
             .any(|t| t.mode == SyncMode::Full(FullReason::SourceRestored)),
-        "{tenant}: the mirror is ahead of the restored source and reloads: {:?}",
-        restore.tables
+        "the mirror is ahead of the restored source and reloads: {story}"
     );
     let schema = cycle(run, Step::Schema);
-    assert!(
-        matches!(
-            mode(schema, "y_kostenstelle"),
-            Some(SyncMode::Full(FullReason::MirrorEmpty))
-        ),
-        "{tenant}: the incompatible type change rebuilds the table: {:?}",
-        schema.tables
-    );
-    let skip = cycle(run, Step::SkipTable);
     assert_eq!(
-        mode(skip, SKIPPED_TABLE),
-        None,
-        "{tenant}: {SKIPPED_TABLE} is left out"
+        mode(schema, "y_kostenstelle"),
+        Some(SyncMode::Full(FullReason::MirrorEmpty)),
+        "the incompatible type change rebuilds the table: {story}"
+    );
+
+    let skip = cycle(run, Step::SkipTable);
+    assert_eq!(mode(skip, SKIPPED_TABLE), None, "left out: {story}");
+    let back = run
+        .cycles
+        .iter()
+        .filter(|c| c.cycle > skip.cycle)
+        .find_map(|c| mode(c, SKIPPED_TABLE));
+    assert_eq!(
+        back,
+        Some(SyncMode::Full(FullReason::MirrorEmpty)),
+        "the skipped table was dropped and comes back empty: {story}"
+    );
+
+    // The aborted cycle delivered one RowData call and stopped; what it did not reach arrives
+    // with the next cycle, which also finds the history expired for those tables.
+    let abort = cycle(run, Step::Abort);
+    assert_eq!(
+        abort.tables.iter().map(|t| t.calls).sum::<u32>(),
+        1,
+        "one RowData call before the failure: {story}"
     );
     let expire = cycle(run, Step::ExpireHistory);
-    assert_eq!(
-        mode(expire, SKIPPED_TABLE),
-        Some(SyncMode::Full(FullReason::MirrorEmpty)),
-        "{tenant}: the skipped table was dropped and comes back empty"
+    assert_eq!(expire.cycle, abort.cycle + 1);
+    let unreached: Vec<_> = expire
+        .tables
+        .iter()
+        .filter(|t| abort.tables.iter().all(|a| a.table != t.table))
+        .collect();
+    assert!(
+        !unreached.is_empty()
+            && unreached
+                .iter()
+                .all(|t| t.rows() > 0 || t.mode == SyncMode::UpToDate),
+        "the tables the failed cycle did not reach are sent next cycle: {story}"
     );
     assert!(
-        expire
-            .tables
+        unreached
             .iter()
             .any(|t| t.mode == SyncMode::Full(FullReason::HistoryExpired)),
-        "{tenant}: expired history forces reloads: {:?}",
-        expire.tables
+        "expired history forces reloads: {story}"
     );
-    // The failed call's changes arrive with the next cycle.
-    assert!(skip.rows() > 0, "{tenant}: {:?}", skip.tables);
 }
 
 /// A text column of a table with rows, and one of its keys.
@@ -232,6 +253,21 @@ async fn three_tenants_through_every_scenario_with_two_workers_mirror_exactly() 
     for run in &runs {
         check_cycles(run);
     }
+    let changed = |op: fn(&TableCycle) -> u64| -> u64 {
+        runs.iter()
+            .flat_map(|r| &cycle(r, Step::Changes).tables)
+            .map(op)
+            .sum()
+    };
+    let (inserts, updates, deletes) = (
+        changed(|t| t.inserts),
+        changed(|t| t.updates),
+        changed(|t| t.deletes),
+    );
+    assert!(
+        inserts > 0 && updates > 0 && deletes > 0,
+        "the changes cycles send every operation: {inserts} I, {updates} U, {deletes} D"
+    );
 
     let template = pipeline.settings.database.name_template.clone();
     for run in &runs {

@@ -132,7 +132,10 @@ mod tests {
         generate(&dir, 1024, false, false).unwrap();
         let pem = fs::read_to_string(dir.join("application.key.pem")).unwrap();
         let xml = convert(&dir.join("application.key.pem"), KeyFormat::Xml, false).unwrap();
-        assert!(xml.starts_with("<RSAKeyValue>") && xml.contains("<D>"), "{xml}");
+        assert!(
+            xml.starts_with("<RSAKeyValue>") && xml.contains("<D>"),
+            "{xml}"
+        );
         let xml_file = dir.join("converted.xml");
         fs::write(&xml_file, &xml).unwrap();
         assert_eq!(convert(&xml_file, KeyFormat::Pem, false).unwrap(), pem);

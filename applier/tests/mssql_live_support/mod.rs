@@ -5,7 +5,6 @@
 
 pub mod typed;
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use mirror_applier::dialect::mssql::pool::Client;
@@ -44,21 +43,14 @@ pub struct Live {
 }
 
 impl Live {
-    /// `None` (after saying so on stderr, past the test harness's capture) without a server.
-    pub async fn start(test: &str) -> Option<Live> {
+    /// Connects to the server named by `MIRROR_TEST_MSSQL`; panics without one.
+    pub async fn start(test: &str) -> Live {
         Live::start_with(test, |_| {}).await
     }
 
-    pub async fn start_with(
-        test: &str,
-        adjust: impl FnOnce(&mut DatabaseSettings),
-    ) -> Option<Live> {
+    pub async fn start_with(test: &str, adjust: impl FnOnce(&mut DatabaseSettings)) -> Live {
         let Some(url) = std::env::var(VAR).ok().filter(|u| !u.trim().is_empty()) else {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {VAR} not set — {test} did not run against SQL Server"
-            );
-            return None;
+            panic!("{VAR} is not set: {test} needs a SQL Server to run against");
         };
         let context_id = format!("Test{}", &Uuid::new_v4().simple().to_string()[..12]);
         let mut settings = DatabaseSettings {
@@ -73,12 +65,12 @@ impl Live {
         let engine = Engine::with_backend(Box::new(backend), &settings, Duration::from_secs(300));
         let tenant = engine.tenant(&context_id).unwrap();
         let admin = Mutex::new(admin_client(&settings).await);
-        Some(Live {
+        Live {
             engine,
             tenant,
             admin,
             settings,
-        })
+        }
     }
 
     pub fn envelope(&self, message: Message) -> Envelope {
