@@ -84,6 +84,13 @@ impl Worker {
     }
 }
 
+impl Drop for Worker {
+    /// A worker dropped without [`Worker::stop`] (a failed test) is still told to stop.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 /// The receiver, the workers, and everything to remove afterwards.
 pub struct Pipeline {
     /// The settings every service of this pipeline runs with.
@@ -108,6 +115,7 @@ impl Pipeline {
         .await
     }
 
+    /// Starts the receiver and `options.workers` workers and waits until all are ready.
     pub async fn start_with(options: PipelineOptions) -> Pipeline {
         telemetry::init_subscriber(&LogSettings {
             filter: "off".into(),
@@ -133,40 +141,39 @@ impl Pipeline {
         settings.amqp.schema_reply_timeout_secs = options.schema_reply_timeout_secs;
         settings.database.url = DATABASE_URL.into();
 
+        let cleanup = Cleanup::new(settings.amqp.clone(), dir);
+        let receiver = match mirror_receiver::Application::build(
+            settings.clone(),
+            mirror_receiver::BuildOptions::default(),
+        )
+        .await
+        {
+            Ok(receiver) => receiver,
+            Err(error) => {
+                cleanup.run().await;
+                panic!("the receiver does not start: {error}");
+            }
+        };
+        let receiver_port = receiver.port();
+        let url = format!("http://127.0.0.1:{receiver_port}{}", settings.http.path);
         let receiver_shutdown = CancellationToken::new();
+        // From here on, dropping the pipeline (a failed test) cleans up.
         let mut pipeline = Pipeline {
             topology: Topology::new(&settings.amqp),
-            cleanup: Cleanup::new(settings.amqp.clone(), dir),
-            client: SoapClient::new("http://unbound", keys.issuer.clone(), CLIENT_ID),
+            client: SoapClient::new(&url, keys.issuer.clone(), CLIENT_ID),
             settings,
             workers: Vec::new(),
-            receiver_port: 0,
+            receiver_port,
+            receiver: Some(tokio::spawn(receiver.run(receiver_shutdown.clone()))),
             receiver_shutdown,
-            receiver: None,
+            cleanup,
             stopped: false,
         };
-        pipeline.start_receiver().await;
         for _ in 0..options.workers {
             pipeline.add_worker().await;
         }
         pipeline.wait_ready().await;
         pipeline
-    }
-
-    async fn start_receiver(&mut self) {
-        let app = mirror_receiver::Application::build(
-            self.settings.clone(),
-            mirror_receiver::BuildOptions::default(),
-        )
-        .await
-        .expect("the receiver starts");
-        self.receiver_port = app.port();
-        let url = format!(
-            "http://127.0.0.1:{}{}",
-            self.receiver_port, self.settings.http.path
-        );
-        self.client = SoapClient::new(&url, keys::shared().issuer.clone(), CLIENT_ID);
-        self.receiver = Some(tokio::spawn(app.run(self.receiver_shutdown.clone())));
     }
 
     /// Starts one more applier worker on this pipeline's queues.

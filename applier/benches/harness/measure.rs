@@ -3,6 +3,9 @@
 //!
 //! - [`Measurement::Copy`]: the floor of any load, a plain binary `COPY` of the rows in one
 //!   transaction into an empty table of the same shape (created by the engine).
+//! - [`Measurement::CopyPerMessage`]: the same `COPY`, but one transaction per RowData message:
+//!   what the promise of one transaction per message costs by itself, so the engine's own
+//!   overhead is the distance between this and [`Measurement::Load`].
 //! - [`Measurement::Load`]: the engine applying the rows as RowData messages to an empty table
 //!   (its direct-load path), one transaction per message as the workers do.
 //! - [`Measurement::OurMix`] / [`Measurement::OurUpdate`]: the engine applying a change set to a
@@ -16,6 +19,7 @@ use futures::pin_mut;
 use mirror_applier::dialect::Render;
 use mirror_applier::dialect::postgres::copy::{PgValue, pg_type};
 use mirror_applier::dialect::postgres::render::PgRender;
+use mirror_common::value::Value;
 use mirror_common::wire::Operation;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
@@ -28,8 +32,8 @@ use super::workload::{Batches, Workload};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub rows: usize,
-    /// RowData messages applied (0 for the baselines, which do not use messages).
-    pub messages: usize,
+    /// Transactions committed (for the engine, one per RowData message).
+    pub transactions: usize,
     pub secs: f64,
 }
 
@@ -47,6 +51,7 @@ impl Sample {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Measurement {
     Copy,
+    CopyPerMessage,
     Load,
     OurMix,
     RowMix,
@@ -66,8 +71,9 @@ pub enum Outcome {
 impl Measurement {
     /// In the order they run in each repetition (baseline and contender alternate, so a slow
     /// spell of the machine hits both).
-    pub const ALL: [Measurement; 6] = [
+    pub const ALL: [Measurement; 7] = [
         Measurement::Copy,
+        Measurement::CopyPerMessage,
         Measurement::Load,
         Measurement::OurMix,
         Measurement::RowMix,
@@ -78,6 +84,7 @@ impl Measurement {
     pub fn label(self) -> &'static str {
         match self {
             Measurement::Copy => "a) plain COPY, empty table",
+            Measurement::CopyPerMessage => "a') plain COPY, a transaction per message",
             Measurement::Load => "b) our load, empty table",
             Measurement::OurMix => "c) our upsert, 50/30/20 mix",
             Measurement::OurUpdate => "c) our upsert, updates only",
@@ -88,7 +95,7 @@ impl Measurement {
 
     pub fn outcome(self) -> Outcome {
         match self {
-            Measurement::Copy | Measurement::Load => Outcome::Loaded,
+            Measurement::Copy | Measurement::CopyPerMessage | Measurement::Load => Outcome::Loaded,
             Measurement::OurMix | Measurement::RowMix => Outcome::Mixed,
             Measurement::OurUpdate | Measurement::RowUpdate => Outcome::Updated,
         }
@@ -142,7 +149,8 @@ impl Measurement {
             lab.populate(scratch, &w.load).await?;
         }
         let sample = match self {
-            Measurement::Copy => copy(lab, scratch, changes).await?,
+            Measurement::Copy => copy(lab, scratch, changes, false).await?,
+            Measurement::CopyPerMessage => copy(lab, scratch, changes, true).await?,
             Measurement::Load | Measurement::OurMix | Measurement::OurUpdate => {
                 engine(lab, scratch, changes).await?
             }
@@ -164,7 +172,7 @@ async fn engine(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sampl
     }
     Ok(Sample {
         rows: batches.rows,
-        messages: envelopes.len(),
+        transactions: envelopes.len(),
         secs: start.elapsed().as_secs_f64(),
     })
 }
@@ -187,8 +195,14 @@ fn column_list(scratch: &Scratch) -> Result<Vec<String>, BenchError> {
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// One binary `COPY` of every row in one transaction.
-async fn copy(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample, BenchError> {
+/// Binary `COPY` of every row: in one transaction, or (`per_message`) in one transaction per
+/// RowData message.
+async fn copy(
+    lab: &Lab,
+    scratch: &Scratch,
+    batches: &Batches,
+    per_message: bool,
+) -> Result<Sample, BenchError> {
     let types = column_types(scratch);
     let sql = format!(
         "COPY {} ({}) FROM STDIN (FORMAT binary)",
@@ -196,20 +210,32 @@ async fn copy(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample,
         column_list(scratch)?.join(", ")
     );
     let client = &lab.client;
+    let transactions: Vec<Vec<&[Value]>> = if per_message {
+        batches
+            .messages
+            .iter()
+            .map(|m| Batches::rows_of(m).map(|r| r.values.as_slice()).collect())
+            .collect()
+    } else {
+        vec![batches.rows().map(|r| r.values.as_slice()).collect()]
+    };
     lab.settle().await?;
     let start = Instant::now();
-    client.batch_execute("BEGIN").await?;
-    let sink = client.copy_in(&sql).await?;
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    pin_mut!(writer);
-    for row in batches.rows() {
-        writer
-            .as_mut()
-            .write_raw(row.values.iter().map(PgValue))
-            .await?;
+    let mut copied = 0;
+    for rows in &transactions {
+        client.batch_execute("BEGIN").await?;
+        let sink = client.copy_in(&sql).await?;
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        pin_mut!(writer);
+        for values in rows {
+            writer
+                .as_mut()
+                .write_raw(values.iter().map(PgValue))
+                .await?;
+        }
+        copied += writer.finish().await?;
+        client.batch_execute("COMMIT").await?;
     }
-    let copied = writer.finish().await?;
-    client.batch_execute("COMMIT").await?;
     let secs = start.elapsed().as_secs_f64();
     if copied != batches.rows as u64 {
         return Err(BenchError::Unexpected(format!(
@@ -219,7 +245,7 @@ async fn copy(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample,
     }
     Ok(Sample {
         rows: batches.rows,
-        messages: 0,
+        transactions: transactions.len(),
         secs,
     })
 }
@@ -265,7 +291,7 @@ async fn row_by_row(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<S
     client.batch_execute("COMMIT").await?;
     Ok(Sample {
         rows: batches.rows,
-        messages: 0,
+        transactions: 1,
         secs: start.elapsed().as_secs_f64(),
     })
 }

@@ -71,15 +71,18 @@ impl Batches {
 
     /// Every row, in message order.
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
-        self.messages.iter().flat_map(|m| {
-            let batches: &[RowBatch] = match m {
-                Message::RowData { batches } => batches,
-                Message::TableSchema { .. }
-                | Message::Wipe { .. }
-                | Message::ReplicationCompleted { .. } => &[],
-            };
-            batches.iter().flat_map(|b| b.rows.iter())
-        })
+        self.messages.iter().flat_map(Batches::rows_of)
+    }
+
+    /// The rows of one message.
+    pub fn rows_of(message: &Message) -> impl Iterator<Item = &Row> {
+        let batches: &[RowBatch] = match message {
+            Message::RowData { batches } => batches,
+            Message::TableSchema { .. }
+            | Message::Wipe { .. }
+            | Message::ReplicationCompleted { .. } => &[],
+        };
+        batches.iter().flat_map(|b| b.rows.iter())
     }
 
     /// The messages as `tenant`'s envelopes, each with a fresh id (built before any clock starts).
