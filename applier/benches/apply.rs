@@ -1,7 +1,9 @@
 //! How fast the applier writes to PostgreSQL, as ratios against baselines measured in the same
 //! run on the same rows (DESIGN.md, "What fast means here"):
 //!
-//! - a) a plain binary `COPY` of the rows into an empty table, one transaction;
+//! - a) a plain binary `COPY` of the rows into an empty table, one transaction; and a') the same
+//!   `COPY` with one transaction per RowData message, which prices the promise of one transaction
+//!   per message apart from the engine's own overhead;
 //! - b) the engine loading the rows as RowData messages of ~1 MB into an empty table;
 //! - c) the engine applying a 50/30/20 insert/update/delete mix, and a pure update set, to a
 //!   populated table;
@@ -26,6 +28,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use clap::builder::BoolishValueParser;
+use tokio::signal::unix::{SignalKind, signal};
 
 use harness::fixture::superoffice_tables_named;
 use harness::lab::Lab;
@@ -40,7 +44,7 @@ use harness::workload::{SUPEROFFICE_BATCH_BYTES, Sizes};
 )]
 struct Args {
     /// Tiny sizes (2,000 narrow and 400 wide rows) that run in seconds.
-    #[arg(long, env = "MIRROR_BENCH_QUICK")]
+    #[arg(long, env = "MIRROR_BENCH_QUICK", value_parser = BoolishValueParser::new())]
     quick: bool,
     /// The narrow SuperOffice table.
     #[arg(long, env = "MIRROR_BENCH_NARROW_TABLE", default_value = "invitation")]
@@ -81,7 +85,7 @@ struct Args {
     #[arg(long, env = "MIRROR_BENCH_STEP_TIMEOUT_SECS", default_value_t = 900)]
     step_timeout_secs: u64,
     /// Exit non-zero when a ratio misses its DESIGN.md target.
-    #[arg(long, env = "MIRROR_BENCH_ENFORCE_TARGETS")]
+    #[arg(long, env = "MIRROR_BENCH_ENFORCE_TARGETS", value_parser = BoolishValueParser::new())]
     enforce_targets: bool,
     /// Passed by `cargo bench`; without it (`cargo test --benches`) the quick sizes are used.
     #[arg(long, hide = true)]
@@ -129,9 +133,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to {}", args.database_url))?;
     let machine = Machine::probe(lab.server().await?);
+    let mut terminate = signal(SignalKind::terminate())?;
     let outcome = tokio::select! {
         outcome = run(&lab, &plan) => outcome.map_err(anyhow::Error::from),
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
     };
     if let Err(error) = lab.cleanup().await {
         eprintln!("Could not drop every scratch schema: {error}");
