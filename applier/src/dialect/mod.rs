@@ -92,11 +92,18 @@ pub trait Render: Send + Sync {
         actions: &[AlterAction],
     ) -> Result<Vec<String>, ApplyError>;
 
-    /// A statement dropping the table if it exists.
-    fn drop_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError>;
+    /// A statement dropping the table if it exists (the same in both dialects).
+    fn drop_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError> {
+        Ok(format!(
+            "DROP TABLE IF EXISTS {}",
+            self.table(tenant, table)?
+        ))
+    }
 
-    /// A statement emptying the table.
-    fn truncate_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError>;
+    /// A statement emptying the table (the same in both dialects).
+    fn truncate_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError> {
+        Ok(format!("TRUNCATE TABLE {}", self.table(tenant, table)?))
+    }
 }
 
 /// A database target: one per process, shared by all tenants (`Send + Sync`, cheap to share).

@@ -194,17 +194,6 @@ impl Render for PgRender {
         }
         Ok(out)
     }
-
-    fn drop_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError> {
-        Ok(format!(
-            "DROP TABLE IF EXISTS {}",
-            self.table(tenant, table)?
-        ))
-    }
-
-    fn truncate_table(&self, tenant: &Tenant, table: &str) -> Result<String, ApplyError> {
-        Ok(format!("TRUNCATE TABLE {}", self.table(tenant, table)?))
-    }
 }
 
 #[cfg(test)]
