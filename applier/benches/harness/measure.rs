@@ -10,19 +10,25 @@
 //!   (its direct-load path), one transaction per message as the workers do.
 //! - [`Measurement::OurMix`] / [`Measurement::OurUpdate`]: the engine applying a change set to a
 //!   populated table (temp table + `ON CONFLICT` merge).
+//! - [`Measurement::SetMix`]: the server's floor for an upsert: the whole mix as one set-based
+//!   statement pair (`INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE`, `DELETE … = ANY`) in
+//!   one transaction, with no per-message commit and no bookkeeping. The distance between this and
+//!   [`Measurement::OurMix`] is what the engine and one transaction per message cost; the distance
+//!   between this and [`Measurement::Copy`] is what PostgreSQL's upsert costs per row.
 //! - [`Measurement::RowMix`] / [`Measurement::RowUpdate`]: the naive alternative, one prepared
 //!   `INSERT … ON CONFLICT DO UPDATE` (or `DELETE`) per row in one transaction.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::pin_mut;
 use mirror_applier::dialect::Render;
-use mirror_applier::dialect::postgres::copy::{PgValue, pg_type};
+use mirror_applier::dialect::postgres::copy::{ColumnArray, PgValue, array_type, pg_type};
 use mirror_applier::dialect::postgres::render::PgRender;
 use mirror_common::value::Value;
-use mirror_common::wire::Operation;
+use mirror_common::wire::{Operation, Row};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::BenchError;
 use super::lab::{Fingerprint, Lab, Scratch};
@@ -54,6 +60,7 @@ pub enum Measurement {
     CopyPerMessage,
     Load,
     OurMix,
+    SetMix,
     RowMix,
     OurUpdate,
     RowUpdate,
@@ -71,11 +78,12 @@ pub enum Outcome {
 impl Measurement {
     /// In the order they run in each repetition (baseline and contender alternate, so a slow
     /// spell of the machine hits both).
-    pub const ALL: [Measurement; 7] = [
+    pub const ALL: [Measurement; 8] = [
         Measurement::Copy,
         Measurement::CopyPerMessage,
         Measurement::Load,
         Measurement::OurMix,
+        Measurement::SetMix,
         Measurement::RowMix,
         Measurement::OurUpdate,
         Measurement::RowUpdate,
@@ -88,6 +96,7 @@ impl Measurement {
             Measurement::Load => "b) our load, empty table",
             Measurement::OurMix => "c) our upsert, 50/30/20 mix",
             Measurement::OurUpdate => "c) our upsert, updates only",
+            Measurement::SetMix => "c') one set-based upsert, one transaction, mix",
             Measurement::RowMix => "d) row-by-row, 50/30/20 mix",
             Measurement::RowUpdate => "d) row-by-row, updates only",
         }
@@ -96,7 +105,7 @@ impl Measurement {
     pub fn outcome(self) -> Outcome {
         match self {
             Measurement::Copy | Measurement::CopyPerMessage | Measurement::Load => Outcome::Loaded,
-            Measurement::OurMix | Measurement::RowMix => Outcome::Mixed,
+            Measurement::OurMix | Measurement::SetMix | Measurement::RowMix => Outcome::Mixed,
             Measurement::OurUpdate | Measurement::RowUpdate => Outcome::Updated,
         }
     }
@@ -154,6 +163,7 @@ impl Measurement {
             Measurement::Load | Measurement::OurMix | Measurement::OurUpdate => {
                 engine(lab, scratch, changes).await?
             }
+            Measurement::SetMix => set_based(lab, scratch, changes).await?,
             Measurement::RowMix | Measurement::RowUpdate => {
                 row_by_row(lab, scratch, changes).await?
             }
@@ -248,6 +258,92 @@ async fn copy(
         transactions: transactions.len(),
         secs,
     })
+}
+
+/// Every change at once: the last operation per key, then one upsert and one delete statement
+/// (bound as arrays, as the engine does) in one transaction.
+async fn set_based(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample, BenchError> {
+    let types = column_types(scratch);
+    let columns = column_list(scratch)?;
+    let key = &columns[0];
+    let mut last: HashMap<i64, &Row> = HashMap::new();
+    let mut order: Vec<i64> = Vec::new();
+    for row in batches.rows() {
+        let id = row_key(row)?;
+        if last.insert(id, row).is_none() {
+            order.push(id);
+        }
+    }
+    let mut upserts: Vec<&[Value]> = Vec::new();
+    let mut deletes: Vec<i64> = Vec::new();
+    for id in &order {
+        let row = last[id];
+        match row.op {
+            Operation::Insert | Operation::Update => upserts.push(&row.values),
+            Operation::Delete => deletes.push(*id),
+        }
+    }
+    let arrays: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| format!("${}::{}[]", i + 1, ty.name()))
+        .collect();
+    let sets: Vec<String> = columns[1..]
+        .iter()
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let upsert_sql = format!(
+        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({key}) DO UPDATE SET {}",
+        scratch.table,
+        columns.join(", "),
+        arrays.join(", "),
+        sets.join(", ")
+    );
+    let delete_sql = format!(
+        "DELETE FROM {} WHERE {key} = ANY($1::bigint[])",
+        scratch.table
+    );
+    let column_arrays: Vec<ColumnArray<'_>> = (0..columns.len())
+        .map(|column| ColumnArray {
+            rows: &upserts,
+            column,
+        })
+        .collect();
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = column_arrays
+        .iter()
+        .zip(&types)
+        .map(|(a, ty)| (a as &(dyn ToSql + Sync), array_type(ty)))
+        .collect();
+    let client = &lab.client;
+    lab.settle().await?;
+    let start = Instant::now();
+    client.batch_execute("BEGIN").await?;
+    if !upserts.is_empty() {
+        client.execute_typed(&upsert_sql, &params).await?;
+    }
+    if !deletes.is_empty() {
+        client
+            .execute_typed(&delete_sql, &[(&deletes, Type::INT8_ARRAY)])
+            .await?;
+    }
+    client.batch_execute("COMMIT").await?;
+    Ok(Sample {
+        rows: batches.rows,
+        transactions: 1,
+        secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// A row's key (column 0, an integer as SuperOffice's primary keys are).
+fn row_key(row: &Row) -> Result<i64, BenchError> {
+    match row.values.first() {
+        Some(Value::Int(v)) => Ok(i64::from(*v)),
+        Some(Value::BigInt(v)) => Ok(*v),
+        Some(Value::SmallInt(v)) => Ok(i64::from(*v)),
+        other => Err(BenchError::Unexpected(format!(
+            "a row's key is not an integer: {other:?}"
+        ))),
+    }
 }
 
 /// One prepared statement per row (upsert, or delete by key) in one transaction.

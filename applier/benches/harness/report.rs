@@ -58,7 +58,7 @@ pub struct Ratio {
     pub times: bool,
 }
 
-pub const RATIOS: [Ratio; 6] = [
+pub const RATIOS: [Ratio; 8] = [
     Ratio {
         name: "our load / COPY",
         numerator: Measurement::Load,
@@ -78,6 +78,20 @@ pub const RATIOS: [Ratio; 6] = [
         numerator: Measurement::OurMix,
         denominator: Measurement::Copy,
         at_least: Some(0.35),
+        times: false,
+    },
+    Ratio {
+        name: "one set-based upsert in one transaction (mix) / COPY",
+        numerator: Measurement::SetMix,
+        denominator: Measurement::Copy,
+        at_least: None,
+        times: false,
+    },
+    Ratio {
+        name: "our upsert (mix) / one set-based upsert in one transaction",
+        numerator: Measurement::OurMix,
+        denominator: Measurement::SetMix,
+        at_least: None,
         times: false,
     },
     Ratio {

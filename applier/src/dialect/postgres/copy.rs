@@ -9,7 +9,7 @@ use mirror_common::schema::ColumnType;
 use mirror_common::value::Value;
 use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::types::{IsNull, Kind, ToSql, Type, to_sql_checked};
 
 use super::error::classify;
 use crate::error::ApplyError;
@@ -33,6 +33,26 @@ pub fn pg_type(ty: ColumnType) -> Type {
         T::VarBinary(_) | T::Image => Type::BYTEA,
         T::UniqueIdentifier => Type::UUID,
         T::Decimal(..) => Type::NUMERIC,
+    }
+}
+
+/// The array type of an element type from [`pg_type`], for binding a column as one parameter.
+pub fn array_type(element: &Type) -> Type {
+    match *element {
+        Type::INT4 => Type::INT4_ARRAY,
+        Type::INT2 => Type::INT2_ARRAY,
+        Type::INT8 => Type::INT8_ARRAY,
+        Type::BOOL => Type::BOOL_ARRAY,
+        Type::FLOAT8 => Type::FLOAT8_ARRAY,
+        Type::FLOAT4 => Type::FLOAT4_ARRAY,
+        Type::TIMESTAMP => Type::TIMESTAMP_ARRAY,
+        Type::DATE => Type::DATE_ARRAY,
+        Type::VARCHAR => Type::VARCHAR_ARRAY,
+        Type::BPCHAR => Type::BPCHAR_ARRAY,
+        Type::BYTEA => Type::BYTEA_ARRAY,
+        Type::UUID => Type::UUID_ARRAY,
+        Type::NUMERIC => Type::NUMERIC_ARRAY,
+        _ => Type::TEXT_ARRAY,
     }
 }
 
@@ -68,6 +88,52 @@ impl ToSql for PgValue<'_> {
 
     fn accepts(_ty: &Type) -> bool {
         true
+    }
+
+    to_sql_checked!();
+}
+
+/// One column of a set of rows as a PostgreSQL array parameter (`$n::int4[]`, …), so a whole batch
+/// binds to one statement: `INSERT … SELECT * FROM unnest($1, $2, …)`. Elements use the same binary
+/// format as [`PgValue`].
+#[derive(Debug)]
+pub struct ColumnArray<'a> {
+    pub rows: &'a [&'a [Value]],
+    pub column: usize,
+}
+
+impl ToSql for ColumnArray<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        let Kind::Array(element) = ty.kind() else {
+            return Err(format!("{ty} is not an array type").into());
+        };
+        let len = i32::try_from(self.rows.len())?;
+        let has_null = self
+            .rows
+            .iter()
+            .any(|row| matches!(row.get(self.column), Some(Value::Null) | None));
+        out.put_i32(1); // dimensions
+        out.put_i32(i32::from(has_null));
+        out.put_u32(element.oid());
+        out.put_i32(len);
+        out.put_i32(1); // lower bound
+        for row in self.rows {
+            let value = row
+                .get(self.column)
+                .ok_or_else(|| format!("a row has no column {}", self.column))?;
+            let at = out.len();
+            out.put_i32(0);
+            let written = match PgValue(value).to_sql(element, out)? {
+                IsNull::Yes => -1,
+                IsNull::No => i32::try_from(out.len() - at - 4)?,
+            };
+            out[at..at + 4].copy_from_slice(&written.to_be_bytes());
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(ty.kind(), Kind::Array(_))
     }
 
     to_sql_checked!();

@@ -3,14 +3,17 @@
 //! - Direct (a table being reloaded): one `DELETE … = ANY($1)`, then binary `COPY` straight into
 //!   the table, inside a savepoint; a duplicate key (23505) rolls back to the savepoint and the
 //!   engine falls back to merging.
-//! - Merge: binary `COPY` into an `ON COMMIT DROP` temp table, one
-//!   `INSERT … SELECT … ON CONFLICT (key) DO UPDATE`, one `DELETE … = ANY($1)`.
+//! - Merge: one `INSERT … SELECT * FROM unnest($1, $2, …) ON CONFLICT (key) DO UPDATE` with each
+//!   column bound as one binary array parameter, then one `DELETE … = ANY($1)`. Binding the batch
+//!   as arrays does the work of a staging table (the rows cross as binary, set-based, in one
+//!   statement) without creating and dropping a temp table in every transaction, which costs
+//!   catalog writes on every message.
 
 use mirror_common::schema::TableSchema;
 use tokio_postgres::Client;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 
-use super::copy::{copy_rows, pg_type};
+use super::copy::{ColumnArray, array_type, copy_rows, pg_type};
 use super::error::classify;
 use crate::dialect::{Load, LoadOutcome, Render, Tenant};
 use crate::error::ApplyError;
@@ -20,15 +23,13 @@ use super::render::PgRender;
 
 const UNIQUE_VIOLATION: &str = "23505";
 
-/// Applies `changes` to the tenant's table built from `schema`. `stage` is a name for the temp
-/// table, unique within the transaction.
+/// Applies `changes` to the tenant's table built from `schema`.
 pub async fn apply(
     client: &Client,
     tenant: &Tenant,
     schema: &TableSchema,
     changes: &Changes<'_>,
     load: Load,
-    stage: &str,
 ) -> Result<LoadOutcome, ApplyError> {
     let t = &schema.name;
     let r = PgRender;
@@ -76,17 +77,9 @@ pub async fn apply(
             }
         }
         Load::Merge => {
-            merge(
-                client,
-                &table,
-                &column_list,
-                &columns,
-                &types,
-                changes,
-                stage,
-            )
-            .await
-            .map_err(|e| e.for_table(t))?;
+            merge(client, &table, &column_list, &columns, &types, changes)
+                .await
+                .map_err(|e| e.for_table(t))?;
             Ok(LoadOutcome::Applied)
         }
     }
@@ -97,7 +90,10 @@ async fn delete(client: &Client, table: &str, key: &str, keys: &[i64]) -> Result
         return Ok(());
     }
     let sql = format!("DELETE FROM {table} WHERE {key} = ANY($1::bigint[])");
-    client.execute(&sql, &[&keys]).await.map_err(classify)?;
+    client
+        .execute_typed(&sql, &[(&keys, Type::INT8_ARRAY)])
+        .await
+        .map_err(classify)?;
     Ok(())
 }
 
@@ -108,20 +104,14 @@ async fn merge(
     columns: &[String],
     types: &[Type],
     changes: &Changes<'_>,
-    stage: &str,
 ) -> Result<(), ApplyError> {
     let key = &columns[0];
     if !changes.upserts.is_empty() {
-        let stage = PgRender.quote(stage)?;
-        client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE {stage} ON COMMIT DROP AS \
-                 SELECT {column_list} FROM {table} WITH NO DATA"
-            ))
-            .await
-            .map_err(classify)?;
-        let copy = format!("COPY {stage} ({column_list}) FROM STDIN (FORMAT binary)");
-        copy_rows(client, &copy, types, &changes.upserts).await?;
+        let arrays: Vec<String> = types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| format!("${}::{}[]", i + 1, ty.name()))
+            .collect();
         let action = if columns.len() == 1 {
             "DO NOTHING".to_owned()
         } else {
@@ -131,11 +121,24 @@ async fn merge(
                 .collect();
             format!("DO UPDATE SET {}", sets.join(", "))
         };
+        let sql = format!(
+            "INSERT INTO {table} ({column_list}) SELECT * FROM unnest({}) \
+             ON CONFLICT ({key}) {action}",
+            arrays.join(", ")
+        );
+        let arrays: Vec<ColumnArray<'_>> = (0..columns.len())
+            .map(|column| ColumnArray {
+                rows: &changes.upserts,
+                column,
+            })
+            .collect();
+        let params: Vec<(&(dyn ToSql + Sync), Type)> = arrays
+            .iter()
+            .zip(types)
+            .map(|(a, ty)| (a as &(dyn ToSql + Sync), array_type(ty)))
+            .collect();
         client
-            .batch_execute(&format!(
-                "INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage} \
-                 ON CONFLICT ({key}) {action}"
-            ))
+            .execute_typed(&sql, &params)
             .await
             .map_err(classify)?;
     }

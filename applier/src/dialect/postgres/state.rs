@@ -5,6 +5,7 @@ use std::time::Duration;
 use mirror_common::schema::TableSchema;
 use mirror_common::wire::{self, Kind, ReplicationSummary, RowBatch};
 use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 use super::error::classify;
@@ -22,8 +23,6 @@ pub struct Names {
     pub parked: String,
     pub failed: String,
     pub cycles: String,
-    /// Unquoted names, as `pg_tables` lists them.
-    pub plain: Vec<String>,
 }
 
 impl Names {
@@ -37,11 +36,18 @@ impl Names {
             parked: q(suffix::PARKED)?,
             failed: q(suffix::FAILED)?,
             cycles: q(suffix::CYCLES)?,
-            plain: suffix::ALL
-                .iter()
-                .map(|s| state_table(&tenant.context_id, s))
-                .collect(),
         })
+    }
+
+    /// Every state table's qualified name.
+    fn qualified(&self) -> [&String; 5] {
+        [
+            &self.state,
+            &self.applied,
+            &self.parked,
+            &self.failed,
+            &self.cycles,
+        ]
     }
 
     /// Idempotent DDL for the schema and every state table. The first three columns of the state
@@ -92,23 +98,33 @@ impl Names {
     }
 }
 
-/// Creates the tenant's schema and state tables when any is missing. One catalog query in the
-/// common case; checked on every message because an operator may drop the state table to force a
-/// full resync.
-pub async fn ensure(client: &Client, tenant: &Tenant, names: &Names) -> Result<(), ApplyError> {
+/// Creates the tenant's schema and state tables when any is missing. Checked on every message,
+/// because an operator may drop the state table to force a full resync, with one lookup per table
+/// in the server's catalog cache (`to_regclass`), which is much cheaper to plan than `pg_tables`.
+pub async fn ensure(client: &Client, names: &Names) -> Result<(), ApplyError> {
+    let tables = names.qualified();
+    let missing_sql = format!(
+        "SELECT num_nulls({})",
+        (1..=tables.len())
+            .map(|i| format!("to_regclass(${i}::text)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let params: Vec<Param<'_>> = tables.iter().map(|t| (*t as &Sql, Type::TEXT)).collect();
     let row = client
-        .query_one(
-            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = ANY($2)",
-            &[&tenant.storage, &names.plain],
-        )
+        .query_typed_one(&missing_sql, &params)
         .await
         .map_err(classify)?;
-    let present: i64 = row.get(0);
-    if usize::try_from(present).ok() != Some(names.plain.len()) {
+    let missing: i32 = row.get(0);
+    if missing > 0 {
         client.batch_execute(&names.ddl()).await.map_err(classify)?;
     }
     Ok(())
 }
+
+type Sql = dyn ToSql + Sync;
+/// A parameter with its type, for the one-round-trip `*_typed` calls of the per-message path.
+type Param<'a> = (&'a Sql, Type);
 
 fn row_to_state(row: &tokio_postgres::Row) -> TableState {
     let table: String = row.get(0);
@@ -149,7 +165,10 @@ pub async fn state(
         "SELECT {STATE_COLUMNS} FROM {} WHERE tablename = $1 FOR UPDATE",
         n.state
     );
-    let row = client.query_opt(&sql, &[&table]).await.map_err(classify)?;
+    let row = client
+        .query_typed_opt(&sql, &[(&table, Type::TEXT)])
+        .await
+        .map_err(classify)?;
     Ok(row.as_ref().map(row_to_state))
 }
 
@@ -179,16 +198,16 @@ pub async fn save_state(client: &Client, n: &Names, s: &TableState) -> Result<()
         t = n.state
     );
     client
-        .execute(
+        .execute_typed(
             &sql,
             &[
-                &s.table,
-                &s.lsn,
-                &s.schema_hash,
-                &s.epoch,
-                &json,
-                &s.quarantine,
-                &s.loading,
+                (&s.table, Type::TEXT),
+                (&s.lsn, Type::INT8),
+                (&s.schema_hash, Type::TEXT),
+                (&s.epoch, Type::INT8),
+                (&json, Type::TEXT),
+                (&s.quarantine, Type::TEXT),
+                (&s.loading, Type::BOOL),
             ],
         )
         .await
@@ -207,7 +226,10 @@ pub async fn is_applied(client: &Client, n: &Names, id: Uuid) -> Result<bool, Ap
         "SELECT EXISTS (SELECT 1 FROM {} WHERE message_id = $1)",
         n.applied
     );
-    let row = client.query_one(&sql, &[&id]).await.map_err(classify)?;
+    let row = client
+        .query_typed_one(&sql, &[(&id, Type::UUID)])
+        .await
+        .map_err(classify)?;
     Ok(row.get(0))
 }
 
@@ -222,7 +244,7 @@ pub async fn record_applied(
         n.applied
     );
     client
-        .execute(&sql, &[&id, &kind.as_str()])
+        .execute_typed(&sql, &[(&id, Type::UUID), (&kind.as_str(), Type::TEXT)])
         .await
         .map_err(classify)?;
     Ok(())
@@ -292,7 +314,10 @@ pub async fn failure(
         "SELECT tablename, epoch, reason FROM {} WHERE message_id = $1",
         n.failed
     );
-    let row = client.query_opt(&sql, &[&id]).await.map_err(classify)?;
+    let row = client
+        .query_typed_opt(&sql, &[(&id, Type::UUID)])
+        .await
+        .map_err(classify)?;
     Ok(row.map(|r| FailureRecord {
         message_id: id,
         table: r.get(0),

@@ -26,7 +26,6 @@ pub struct PgTx {
     conn: Option<Object>,
     tenant: Tenant,
     names: Names,
-    stages: u32,
 }
 
 impl PgTx {
@@ -37,13 +36,12 @@ impl PgTx {
             conn: Some(conn),
             tenant: tenant.clone(),
             names,
-            stages: 0,
         };
         tx.client()?
             .batch_execute("BEGIN")
             .await
             .map_err(classify)?;
-        sql::ensure(tx.client()?, &tx.tenant, &tx.names).await?;
+        sql::ensure(tx.client()?, &tx.names).await?;
         Ok(tx)
     }
 
@@ -149,9 +147,7 @@ impl Tx for PgTx {
         changes: &Changes<'_>,
         load: Load,
     ) -> Result<LoadOutcome, ApplyError> {
-        self.stages += 1;
-        let stage = format!("mirror_stage_{}", self.stages);
-        rows::apply(self.client()?, &self.tenant, schema, changes, load, &stage).await
+        rows::apply(self.client()?, &self.tenant, schema, changes, load).await
     }
 
     async fn commit(&mut self) -> Result<(), ApplyError> {
