@@ -16,6 +16,7 @@ use crate::dialect::postgres::{PgBackend, PgOptions};
 use crate::dialect::{Backend, Tenant, Tx};
 use crate::error::ApplyError;
 use crate::hooks::Hooks;
+use crate::metrics::{Heal, Metrics};
 
 mod steps;
 
@@ -53,6 +54,8 @@ pub struct EngineOptions {
     pub apply_timeout: Duration,
     pub postgres: PgOptions,
     pub mssql: crate::dialect::mssql::MssqlOptions,
+    /// Where quarantines and their healing are counted (the worker's registry); none in tools.
+    pub metrics: Option<Metrics>,
 }
 
 impl Default for EngineOptions {
@@ -61,7 +64,21 @@ impl Default for EngineOptions {
             apply_timeout: Duration::from_secs(600),
             postgres: PgOptions::default(),
             mssql: crate::dialect::mssql::MssqlOptions::default(),
+            metrics: None,
         }
+    }
+}
+
+impl EngineOptions {
+    /// Default limits with the configured pool size, counting into `metrics`.
+    pub fn for_settings(settings: &DatabaseSettings, metrics: Option<Metrics>) -> EngineOptions {
+        let mut options = EngineOptions {
+            metrics,
+            ..EngineOptions::default()
+        };
+        options.postgres.pool_size = settings.pool_size;
+        options.mssql.pool.size = settings.pool_size;
+        options
     }
 }
 
@@ -77,15 +94,13 @@ struct Inner {
     drop_absent: bool,
     hooks: Hooks,
     apply_timeout: Duration,
+    metrics: Option<Metrics>,
 }
 
 impl Engine {
     /// Connects to the configured target with default limits and the configured pool size.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Engine, ApplyError> {
-        let mut options = EngineOptions::default();
-        options.postgres.pool_size = settings.pool_size;
-        options.mssql.pool.size = settings.pool_size;
-        Engine::connect_with(settings, options).await
+        Engine::connect_with(settings, EngineOptions::for_settings(settings, None)).await
     }
 
     /// Connects to the configured target: `postgres://…`, or SQL Server (`mssql://…`, an ADO.NET
@@ -109,10 +124,11 @@ impl Engine {
                     url.split(':').next().unwrap_or_default()
                 )));
             };
-        Ok(Engine::with_backend(
+        Ok(Engine::assemble(
             backend,
             settings,
             options.apply_timeout,
+            options.metrics,
         ))
     }
 
@@ -122,6 +138,15 @@ impl Engine {
         settings: &DatabaseSettings,
         apply_timeout: Duration,
     ) -> Engine {
+        Engine::assemble(backend, settings, apply_timeout, None)
+    }
+
+    fn assemble(
+        backend: Box<dyn Backend>,
+        settings: &DatabaseSettings,
+        apply_timeout: Duration,
+        metrics: Option<Metrics>,
+    ) -> Engine {
         Engine {
             inner: Arc::new(Inner {
                 backend,
@@ -129,6 +154,7 @@ impl Engine {
                 drop_absent: settings.drop_absent_tables,
                 hooks: Hooks::new(settings.hooks_dir.clone()),
                 apply_timeout,
+                metrics,
             }),
         }
     }
@@ -188,6 +214,13 @@ impl Engine {
 
     fn backend(&self) -> &dyn Backend {
         self.inner.backend.as_ref()
+    }
+
+    /// Counts quarantines lifted by a committed transaction.
+    fn healed(&self, cause: Heal, tables: u64) {
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.healed(cause, tables);
+        }
     }
 
     async fn apply_now(&self, env: &Envelope) -> Result<Applied, ApplyError> {
@@ -267,6 +300,7 @@ impl Engine {
         let plan = plan_schema(tables, &states, &existing, self.inner.drop_absent);
         let render = self.backend().render();
         let mut created = Vec::new();
+        let mut recreated_quarantined = 0u64;
         let mut lsns = Vec::with_capacity(plan.tables.len());
         for step in &plan.tables {
             let name = &step.schema.name;
@@ -288,6 +322,7 @@ impl Engine {
                     }
                     tx.execute(name, &render.create_table(tenant, step.schema)?)
                         .await?;
+                    recreated_quarantined += u64::from(state.quarantine.is_some());
                     state.reset(Some((step.schema, schema_hash(step.schema))));
                     tx.discard_parked(name).await?;
                     tx.save_state(&state).await?;
@@ -299,6 +334,11 @@ impl Engine {
                 lsn: state.lsn,
             });
         }
+        let dropped_quarantined = plan
+            .drop
+            .iter()
+            .filter(|name| states.get(*name).is_some_and(|s| s.quarantine.is_some()))
+            .count() as u64;
         for name in &plan.drop {
             tracing::info!(tenant = %env.tenant, table = %name, "Dropping a table absent from TableSchema.");
             tx.execute(name, &[render.drop_table(tenant, name)?])
@@ -308,6 +348,8 @@ impl Engine {
         }
         tx.record_applied(env.id, env.message.kind()).await?;
         tx.commit().await?;
+        self.healed(Heal::Recreate, recreated_quarantined);
+        self.healed(Heal::Dropped, dropped_quarantined);
         self.inner
             .hooks
             .after_table_created(self.backend(), tenant, &created)
@@ -332,11 +374,13 @@ impl Engine {
             })?;
         let truncate = self.backend().render().truncate_table(tenant, table)?;
         tx.execute(table, &[truncate]).await?;
+        let healed = u64::from(state.quarantine.is_some());
         state.reset(None);
         tx.discard_parked(table).await?;
         tx.save_state(&state).await?;
         tx.record_applied(env.id, env.message.kind()).await?;
         tx.commit().await?;
+        self.healed(Heal::Wipe, healed);
         Ok(Applied::Done { reply: None })
     }
 
@@ -382,10 +426,13 @@ impl Engine {
         if !matches!(env.message, Message::RowData { .. }) {
             // A non-row message parks nothing: with the quarantine lifted it applies normally,
             // in the same transaction.
-            return Box::pin(self.dispatch(tx, tenant, env)).await;
+            let applied = Box::pin(self.dispatch(tx, tenant, env)).await?;
+            self.healed(Heal::Replay, 1);
+            return Ok(applied);
         }
         tx.record_applied(env.id, env.message.kind()).await?;
         tx.commit().await?;
+        self.healed(Heal::Replay, 1);
         tracing::info!(tenant = %env.tenant, table = %table, batches = parked.len(), "Replay applied; quarantine lifted.");
         Ok(Applied::Done { reply: None })
     }
@@ -426,11 +473,18 @@ impl Engine {
         apply_others: bool,
     ) -> Result<Quarantine, ApplyError> {
         let mut tx = self.backend().begin(tenant).await?;
-        let result = quarantine_one(tx.as_mut(), env, table, reason, apply_others).await;
-        if result.is_err() {
-            rollback(tx.as_mut()).await;
+        match quarantine_one(tx.as_mut(), env, table, reason, apply_others).await {
+            Ok((quarantine, tables)) => {
+                if let Some(metrics) = &self.inner.metrics {
+                    metrics.quarantined(tables);
+                }
+                Ok(quarantine)
+            }
+            Err(error) => {
+                rollback(tx.as_mut()).await;
+                Err(error)
+            }
         }
-        result
     }
 }
 

@@ -33,6 +33,17 @@ pub const BROKER_CONNECTED: &str = "mirror_applier_broker_connected";
 pub const RECONNECTS: &str = "mirror_applier_broker_reconnects_total";
 /// TableSchema answers sent, by `outcome` (`applied`, `failed`, `not_sent`).
 pub const SCHEMA_REPLIES: &str = "mirror_applier_schema_replies_total";
+/// Tables put in quarantine after a permanent failure (each table counted once per quarantine,
+/// the failing one and any quarantined along with it).
+pub const QUARANTINES: &str = "mirror_applier_quarantines_total";
+/// Quarantines lifted, by `cause`: `wipe` (the self-healing reload), `recreate` (TableSchema
+/// created the table anew), `dropped` (the table left the schema), `replay` (an operator replayed
+/// the dead letter). Summed over workers, quarantines minus heals is the number of tables
+/// quarantined now (since the workers started).
+pub const QUARANTINE_HEALS: &str = "mirror_applier_quarantine_heals_total";
+/// Unix time at which the last ReplicationCompleted of a tenant was applied, by `tenant`: one
+/// series per tenant, so alerts can name the tenant whose cycles stopped.
+pub const LAST_CYCLE: &str = "mirror_applier_last_cycle_timestamp_seconds";
 
 /// Apply latency buckets, seconds: a small batch commits in milliseconds, a 1 MB batch or a
 /// 400-table schema in seconds, and an outage retried in place shows up in the last buckets.
@@ -58,6 +69,26 @@ impl Outcome {
             Outcome::Parked => "parked",
             Outcome::DeadLettered => "dead_lettered",
             Outcome::Undecodable => "undecodable",
+        }
+    }
+}
+
+/// Why a quarantine was lifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heal {
+    Wipe,
+    Recreate,
+    Dropped,
+    Replay,
+}
+
+impl Heal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Heal::Wipe => "wipe",
+            Heal::Recreate => "recreate",
+            Heal::Dropped => "dropped",
+            Heal::Replay => "replay",
         }
     }
 }
@@ -94,6 +125,9 @@ pub struct Metrics {
     broker_connected: IntGauge,
     reconnects: IntCounter,
     schema_replies: IntCounterVec,
+    quarantines: IntCounter,
+    heals: IntCounterVec,
+    last_cycle: GaugeVec,
 }
 
 impl Metrics {
@@ -141,6 +175,18 @@ impl Metrics {
             Opts::new(SCHEMA_REPLIES, "TableSchema answers, by outcome."),
             &["outcome"],
         )?;
+        let quarantines = IntCounter::new(QUARANTINES, "Tables put in quarantine.")?;
+        let heals = IntCounterVec::new(
+            Opts::new(QUARANTINE_HEALS, "Quarantines lifted, by cause."),
+            &["cause"],
+        )?;
+        let last_cycle = GaugeVec::new(
+            Opts::new(
+                LAST_CYCLE,
+                "Unix time the last ReplicationCompleted was applied, by tenant.",
+            ),
+            &["tenant"],
+        )?;
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(rows.clone()))?;
         registry.register(Box::new(apply_seconds.clone()))?;
@@ -151,6 +197,9 @@ impl Metrics {
         registry.register(Box::new(broker_connected.clone()))?;
         registry.register(Box::new(reconnects.clone()))?;
         registry.register(Box::new(schema_replies.clone()))?;
+        registry.register(Box::new(quarantines.clone()))?;
+        registry.register(Box::new(heals.clone()))?;
+        registry.register(Box::new(last_cycle.clone()))?;
         Ok(Metrics {
             registry,
             messages,
@@ -163,6 +212,9 @@ impl Metrics {
             broker_connected,
             reconnects,
             schema_replies,
+            quarantines,
+            heals,
+            last_cycle,
         })
     }
 
@@ -174,9 +226,15 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a commit: its latency and, for row data, the rows by operation.
+    /// Records a commit: its latency; for row data the rows by operation; for the end of a cycle
+    /// the time, under the tenant.
     pub fn committed(&self, envelope: &Envelope, elapsed: Duration) {
         let kind = envelope.message.kind();
+        if kind == Kind::ReplicationCompleted {
+            self.last_cycle
+                .with_label_values(&[envelope.tenant.as_str()])
+                .set(unix_now_ms() as f64 / 1000.0);
+        }
         self.apply_seconds
             .with_label_values(&[kind.as_str()])
             .observe(elapsed.as_secs_f64());
@@ -194,10 +252,7 @@ impl Metrics {
 
     /// Records how old a partition's message was when its outcome was settled.
     pub fn lag(&self, partition: u16, received_at_ms: i64) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let age = now_ms.saturating_sub(received_at_ms).max(0) as f64 / 1000.0;
+        let age = unix_now_ms().saturating_sub(received_at_ms).max(0) as f64 / 1000.0;
         self.lag_seconds
             .with_label_values(&[partition.to_string().as_str()])
             .set(age);
@@ -232,12 +287,33 @@ impl Metrics {
         self.schema_replies.with_label_values(&[outcome]).inc();
     }
 
+    /// Counts `tables` newly put in quarantine (after the transaction that did it committed).
+    pub fn quarantined(&self, tables: u64) {
+        self.quarantines.inc_by(tables);
+    }
+
+    /// Counts `tables` whose quarantine was lifted (after the transaction that did it committed).
+    pub fn healed(&self, cause: Heal, tables: u64) {
+        if tables > 0 {
+            self.heals
+                .with_label_values(&[cause.as_str()])
+                .inc_by(tables);
+        }
+    }
+
     /// The registry in Prometheus text format.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before it).
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Inserts, updates and deletes carried by a message (zero for anything but row data).
@@ -355,5 +431,35 @@ mod tests {
         assert!(text.contains("mirror_applier_active_partitions 1"));
         assert!(text.contains("mirror_applier_broker_connected 1"));
         assert!(text.contains("mirror_applier_broker_reconnects_total 1"));
+    }
+
+    #[test]
+    fn cycles_set_the_tenant_clock_and_quarantines_count_both_ways() {
+        let metrics = Metrics::new().unwrap();
+        let mut completed = row_data(&[]);
+        completed.tenant = "Cust42".into();
+        completed.message = Message::ReplicationCompleted { summaries: vec![] };
+        let before = unix_now_ms() as f64 / 1000.0;
+        metrics.committed(&completed, Duration::from_millis(3));
+        metrics.committed(&row_data(&[Operation::Insert]), Duration::from_millis(3));
+        metrics.quarantined(2);
+        metrics.healed(Heal::Wipe, 1);
+        metrics.healed(Heal::Replay, 0);
+        let text = metrics.render().unwrap();
+        let stamp: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{LAST_CYCLE}{{tenant=\"Cust42\"}} ")))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(stamp >= before.floor(), "{stamp} < {before}");
+        assert_eq!(
+            text.matches(&format!("{LAST_CYCLE}{{")).count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains(&format!("{QUARANTINES} 2")), "{text}");
+        assert!(text.contains(&format!("{QUARANTINE_HEALS}{{cause=\"wipe\"}} 1")));
+        assert!(!text.contains("cause=\"replay\""));
     }
 }

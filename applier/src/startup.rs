@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{Mirror, RetryPolicy, Supervisor};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineOptions};
 use crate::health::{self, BrokerStatus, HealthState};
 use crate::metrics::Metrics;
 
@@ -28,10 +28,14 @@ pub struct Application {
 impl Application {
     /// Connects the engine to `settings.database` and builds the worker around it.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let engine = Engine::connect(&settings.database)
-            .await
-            .context("cannot set up the mirror database")?;
-        Application::build_with(settings, Arc::new(engine)).await
+        let metrics = Metrics::new().context("cannot register metrics")?;
+        let engine = Engine::connect_with(
+            &settings.database,
+            EngineOptions::for_settings(&settings.database, Some(metrics.clone())),
+        )
+        .await
+        .context("cannot set up the mirror database")?;
+        Application::build_with_metrics(settings, Arc::new(engine), metrics).await
     }
 
     /// Builds the worker around any mirror target (the engine, or a wrapper around it that
@@ -39,6 +43,17 @@ impl Application {
     pub async fn build_with(
         settings: Settings,
         mirror: Arc<dyn Mirror>,
+    ) -> anyhow::Result<Application> {
+        let metrics = Metrics::new().context("cannot register metrics")?;
+        Application::build_with_metrics(settings, mirror, metrics).await
+    }
+
+    /// Builds the worker around `mirror`, recording into `metrics` (which an engine built with
+    /// them shares, for the quarantine counts).
+    pub async fn build_with_metrics(
+        settings: Settings,
+        mirror: Arc<dyn Mirror>,
+        metrics: Metrics,
     ) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(&settings.metrics.listen)
             .await
@@ -49,7 +64,6 @@ impl Application {
                 )
             })?;
         let address = listener.local_addr()?;
-        let metrics = Metrics::new().context("cannot register metrics")?;
         let broker = BrokerStatus::default();
         let supervisor = Supervisor::new(
             mirror.clone(),

@@ -4,16 +4,21 @@
 //! The baseline, measured in the same run, is quick-xml's namespace-resolving event loop over the
 //! same body doing nothing with the events: the least any namespace-aware parse must cost. Compare
 //! the codec against it as a ratio; absolute numbers depend on the machine and its load.
+//!
+//! A second group decodes the body's datetime values alone, against chrono's format strings (the
+//! general path the hand-written reader of SuperOffice's form stands in front of).
 
 use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mirror_common::batch::decode_batches;
+use mirror_common::schema::ColumnType;
 use mirror_common::schema::{RawColumn, RawTableSchema};
 use mirror_common::soap::{
     Limits, RawRow, RawRowBatch, Request, RequestBody, parse_request, render_request,
 };
+use mirror_common::value::{self, Value};
 use quick_xml::NsReader;
 use quick_xml::events::Event;
 
@@ -168,5 +173,64 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The datetime values of the benchmark's rows, as they arrive (wrapped).
+fn datetime_values() -> Vec<String> {
+    let dates = [3, 5, 7, 12, 13];
+    (0..4000)
+        .flat_map(|i| {
+            let row = row(i);
+            dates.map(|c| row[c].clone())
+        })
+        .flatten()
+        .collect()
+}
+
+/// chrono's format strings in the order the codec tries them, for the baseline.
+fn chrono_datetime(s: &str) -> Option<chrono::NaiveDateTime> {
+    const FORMATS: [&str; 6] = [
+        "%m/%d/%Y %H:%M:%S%.f",
+        "%m/%d/%Y %H:%M:%S",
+        "%m/%d/%Y",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d",
+    ];
+    FORMATS
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+}
+
+fn bench_datetimes(c: &mut Criterion) {
+    let values = datetime_values();
+    let inner: Vec<&str> = values
+        .iter()
+        .map(|v| v.trim_start_matches("[DT:").trim_end_matches(']'))
+        .collect();
+    let mut group = c.benchmark_group("datetime_values");
+    group.throughput(Throughput::Elements(values.len() as u64));
+    group.bench_function("baseline_chrono_format_strings", |b| {
+        b.iter(|| {
+            inner
+                .iter()
+                .filter(|v| chrono_datetime(black_box(v)).is_some())
+                .count()
+        })
+    });
+    group.bench_function("value_decode", |b| {
+        b.iter(|| {
+            values
+                .iter()
+                .filter(|v| {
+                    matches!(
+                        value::decode(ColumnType::DateTime, true, Some(black_box(v))),
+                        Ok(Value::DateTime(_))
+                    )
+                })
+                .count()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_datetimes);
 criterion_main!(benches);

@@ -54,6 +54,9 @@ pub struct HttpSettings {
     pub max_concurrent_calls: usize,
     /// Deepest XML nesting accepted in a request.
     pub max_xml_depth: usize,
+    /// Longest a client may take to send one request body, in seconds. A slow or stalled body
+    /// holds a call slot, so this bounds how long a slow sender can keep one from valid calls.
+    pub body_timeout_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -64,7 +67,14 @@ impl Default for HttpSettings {
             body_limit_bytes: 64 * 1024 * 1024,
             max_concurrent_calls: 64,
             max_xml_depth: 32,
+            body_timeout_secs: 120,
         }
+    }
+}
+
+impl HttpSettings {
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
     }
 }
 
@@ -125,6 +135,11 @@ pub struct AmqpSettings {
     pub backlog_threshold: u32,
     /// Unacknowledged messages a worker holds per partition.
     pub prefetch: u16,
+    /// How often a worker tells the other workers of its group that it is alive, in milliseconds.
+    pub member_heartbeat_ms: u64,
+    /// Silence after which the group counts a worker as gone and hands its partitions to the
+    /// others, in milliseconds: the failover time after a worker dies without saying goodbye.
+    pub membership_timeout_ms: u64,
 }
 
 impl Default for AmqpSettings {
@@ -139,6 +154,8 @@ impl Default for AmqpSettings {
             schema_reply_timeout_secs: 45,
             backlog_threshold: 200,
             prefetch: 4,
+            member_heartbeat_ms: 1_000,
+            membership_timeout_ms: 5_000,
         }
     }
 }
@@ -152,6 +169,12 @@ impl AmqpSettings {
     }
     pub fn schema_reply_timeout(&self) -> Duration {
         Duration::from_secs(self.schema_reply_timeout_secs)
+    }
+    pub fn member_heartbeat(&self) -> Duration {
+        Duration::from_millis(self.member_heartbeat_ms)
+    }
+    pub fn membership_timeout(&self) -> Duration {
+        Duration::from_millis(self.membership_timeout_ms)
     }
 }
 
@@ -288,11 +311,29 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if self.http.body_timeout_secs == 0 {
+            return Err(invalid(
+                "MIRROR__HTTP__BODY_TIMEOUT_SECS",
+                "must be at least 1",
+            ));
+        }
         if self.database.pool_size == 0 {
             return Err(invalid("MIRROR__DATABASE__POOL_SIZE", "must be at least 1"));
         }
         if self.amqp.prefetch == 0 {
             return Err(invalid("MIRROR__AMQP__PREFETCH", "must be at least 1"));
+        }
+        if self.amqp.member_heartbeat_ms < 10 {
+            return Err(invalid(
+                "MIRROR__AMQP__MEMBER_HEARTBEAT_MS",
+                "must be at least 10",
+            ));
+        }
+        if self.amqp.membership_timeout_ms < self.amqp.member_heartbeat_ms.saturating_mul(2) {
+            return Err(invalid(
+                "MIRROR__AMQP__MEMBERSHIP_TIMEOUT_MS",
+                "must be at least twice MIRROR__AMQP__MEMBER_HEARTBEAT_MS",
+            ));
         }
         if !self.database.name_template.contains("{context_id}") {
             return Err(invalid(
@@ -359,6 +400,8 @@ mod tests {
         assert_eq!(s.metrics.listen, "127.0.0.1:9090");
         assert_eq!(s.http.body_limit_bytes, 64 * 1024 * 1024);
         assert_eq!(s.amqp.schema_reply_timeout_secs, 45);
+        assert_eq!(s.amqp.member_heartbeat(), Duration::from_secs(1));
+        assert_eq!(s.amqp.membership_timeout(), Duration::from_secs(5));
     }
 
     #[test]
@@ -406,6 +449,26 @@ mod tests {
         assert!(err.to_string().contains("partitions"), "{err}");
         let err = Settings::load(None, env(&[("MIRROR__AUTH__ENVIRONMENT", "moon")])).unwrap_err();
         assert!(err.to_string().contains("moon"), "{err}");
+        let err =
+            Settings::load(None, env(&[("MIRROR__AMQP__MEMBER_HEARTBEAT_MS", "0")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("MIRROR__AMQP__MEMBER_HEARTBEAT_MS"),
+            "{err}"
+        );
+        let err = Settings::load(
+            None,
+            env(&[
+                ("MIRROR__AMQP__MEMBER_HEARTBEAT_MS", "1000"),
+                ("MIRROR__AMQP__MEMBERSHIP_TIMEOUT_MS", "1500"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("MIRROR__AMQP__MEMBERSHIP_TIMEOUT_MS"),
+            "{err}"
+        );
         let s = Settings::load(None, env(&[])).unwrap();
         let err = s.required_client_id().unwrap_err();
         assert!(err.to_string().contains("MIRROR__AUTH__CLIENT_ID"), "{err}");

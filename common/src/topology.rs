@@ -5,6 +5,8 @@
 //!                                                        │ delivery limit / rejected
 //! <prefix>.dlx (fanout) ◀──at-least-once dead-lettering──┘
 //!     └──▶ <prefix>.dlq (quorum)
+//!
+//! <prefix>.members (fanout, transient) ──▶ one exclusive queue per applier worker (heartbeats)
 //! ```
 
 use crate::config::AmqpSettings;
@@ -39,6 +41,11 @@ impl Topology {
     /// The dead-letter queue.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dlq", self.prefix)
+    }
+
+    /// The fanout exchange the applier workers of a group exchange heartbeats on.
+    pub fn members_exchange(&self) -> String {
+        format!("{}.members", self.prefix)
     }
 
     /// Queue name of partition `n` (`mirror.p07`).
@@ -152,6 +159,30 @@ pub async fn declare(channel: &lapin::Channel, topology: &Topology) -> Result<()
     Ok(())
 }
 
+/// Declares the members exchange of `topology`: a fanout exchange that only lives while workers
+/// are bound to it (transient, auto-deleted with the last member's queue), because heartbeats are
+/// worth nothing after the workers that sent them are gone.
+pub async fn declare_members(
+    channel: &lapin::Channel,
+    topology: &Topology,
+) -> Result<(), lapin::Error> {
+    use lapin::ExchangeKind;
+    use lapin::options::ExchangeDeclareOptions;
+    use lapin::types::FieldTable;
+
+    channel
+        .exchange_declare(
+            topology.members_exchange().as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                auto_delete: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
 /// Arguments of every partition queue. `x-delivery-limit` matters beyond poison handling: without
 /// it a nacked message goes to the BACK of a 3.x quorum queue, breaking per-tenant order.
 /// At-least-once dead-lettering requires `reject-publish` overflow.
@@ -219,6 +250,7 @@ mod tests {
         assert_eq!(t.exchange(), "mirror.partitions");
         assert_eq!(t.dead_letter_exchange(), "mirror.dlx");
         assert_eq!(t.dead_letter_queue(), "mirror.dlq");
+        assert_eq!(t.members_exchange(), "mirror.members");
         assert_eq!(t.queue(7), "mirror.p07");
         assert_eq!(t.routing_key(7), "7");
         assert!(t.partition_of("Cust24709") < 3);

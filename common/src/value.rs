@@ -85,10 +85,15 @@ pub fn decode(ty: ColumnType, nullable: bool, raw: Option<&str>) -> Result<Value
             Value::Real(f)
         }
         ColumnType::DateTime | ColumnType::DateTime2 | ColumnType::SmallDateTime => {
-            Value::DateTime(parse_datetime(inner).ok_or_else(bad)?)
+            Value::DateTime(
+                parse_datetime(inner)
+                    .filter(no_leap_second)
+                    .ok_or_else(bad)?,
+            )
         }
         ColumnType::Date => Value::Date(
             parse_datetime(inner)
+                .filter(no_leap_second)
                 .map(|dt| dt.date())
                 .or_else(|| NaiveDate::parse_from_str(inner, "%Y-%m-%d").ok())
                 .ok_or_else(bad)?,
@@ -121,6 +126,11 @@ pub fn decode(ty: ColumnType, nullable: bool, raw: Option<&str>) -> Result<Value
     Ok(value)
 }
 
+/// SQL Server has no leap seconds: a `:60` second, which chrono reads as one, is refused.
+fn no_leap_second(dt: &NaiveDateTime) -> bool {
+    dt.and_utc().timestamp_subsec_nanos() < 1_000_000_000
+}
+
 fn decode_text(ty: ColumnType, raw: &str) -> Result<Value, ValueError> {
     let limit = match ty {
         ColumnType::NVarChar(Some(n))
@@ -129,8 +139,11 @@ fn decode_text(ty: ColumnType, raw: &str) -> Result<Value, ValueError> {
         | ColumnType::Char(n) => Some(usize::from(n)),
         _ => None,
     };
-    if let Some(limit) = limit {
-        // SQL Server counts nvarchar lengths in UTF-16 code units.
+    // SQL Server counts nvarchar lengths in UTF-16 code units, never more than UTF-8 bytes: only
+    // text longer in bytes than the limit needs counting.
+    if let Some(limit) = limit
+        && raw.len() > limit
+    {
         let len = raw.encode_utf16().count();
         if len > limit {
             return Err(ValueError::TooLong { ty, len });
@@ -167,7 +180,51 @@ fn parse_bit(s: &str) -> Option<bool> {
 }
 
 /// `MM/dd/yyyy HH:mm:ss[.fffffff]` (invariant culture, SuperOffice's form), ISO 8601 as a fallback.
+///
+/// Every datetime value of every row passes here, so SuperOffice's own form is read by hand
+/// ([`parse_superoffice_datetime`]); anything else goes through chrono's format strings.
 fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
+    parse_superoffice_datetime(s).or_else(|| parse_datetime_with_formats(s))
+}
+
+/// The fast path for exactly `MM/dd/yyyy HH:mm:ss` with an optional `.` and 1–9 fraction digits,
+/// two-digit fields and a four-digit year. `None` for any other shape and for out-of-range fields
+/// (the chrono path then decides), so it never accepts what the format strings would refuse.
+fn parse_superoffice_datetime(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[2] != b'/'
+        || b[5] != b'/'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let digits = |at: usize, len: usize| -> Option<u32> {
+        b[at..at + len].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            let value = digits(20, fraction.len())?;
+            value * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let year = i32::try_from(digits(6, 4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, digits(0, 2)?, digits(3, 2)?)?
+        .and_hms_nano_opt(hour, minute, second, nanos)
+}
+
+/// Every accepted form, through chrono's format strings.
+fn parse_datetime_with_formats(s: &str) -> Option<NaiveDateTime> {
     const FORMATS: [&str; 6] = [
         "%m/%d/%Y %H:%M:%S%.f",
         "%m/%d/%Y %H:%M:%S",
@@ -398,6 +455,9 @@ mod tests {
             (T::Float, "[F:inf]"),
             (T::DateTime, "[DT:13/01/2020 00:00:00.0000000]"),
             (T::DateTime, "[DT:yesterday]"),
+            (T::DateTime, "[DT:1/31/2029\n23:59:60.1234567]"),
+            (T::DateTime2, "[DT:12/31/2016 23:59:60]"),
+            (T::Date, "[DT:12/31/2016 23:59:60]"),
             (T::VarBinary(None), "[B:%%%]"),
             (T::Decimal(5, 2), "[D:1234.5]"),
             (T::Decimal(5, 2), "[D:1.234]"),
@@ -466,6 +526,86 @@ mod tests {
                 Ok(v.clone()),
                 "{ty} {wire:?}"
             );
+        }
+    }
+
+    /// Both datetime paths on one input: the fast path may decline, but when it answers it must
+    /// agree with chrono's format strings.
+    fn assert_paths_agree(s: &str) {
+        if let Some(fast) = parse_superoffice_datetime(s) {
+            assert_eq!(Some(fast), parse_datetime_with_formats(s), "{s:?}");
+        }
+        assert_eq!(parse_datetime(s), parse_datetime_with_formats(s), "{s:?}");
+    }
+
+    #[test]
+    fn the_datetime_fast_path_reads_superoffice_values() {
+        for s in [
+            "05/18/2020 10:40:43.0000000",
+            "01/01/1760 00:00:00.0000000",
+            "12/31/9999 23:59:59.9999999",
+            "02/29/2024 12:00:00",
+            "01/01/0001 00:00:00.1",
+            "07/04/2021 08:09:10.123456789",
+        ] {
+            assert!(parse_superoffice_datetime(s).is_some(), "{s}");
+            assert_paths_agree(s);
+        }
+    }
+
+    #[test]
+    fn the_datetime_fast_path_declines_other_shapes_and_bad_fields() {
+        for s in [
+            "02/30/2021 00:00:00",
+            "13/01/2020 00:00:00.0000000",
+            "00/10/2020 00:00:00",
+            "01/01/2020 24:00:00",
+            "01/01/2020 23:60:00",
+            "01/01/2020 23:59:60",
+            "01/01/2020 00:00:00.",
+            "01/01/2020 00:00:00.1234567890",
+            "01/01/2020 00:00:00,5",
+            "1/1/2020 00:00:00",
+            "01/01/2020 0:00:00",
+            "01/01/2020",
+            "2020-01-01T10:00:00.5",
+            "2020-01-01 10:00:00",
+            "01/01/2020 00:00:00.00x",
+            "01/01/20x0 00:00:00",
+            "",
+        ] {
+            assert_eq!(parse_superoffice_datetime(s), None, "{s}");
+            assert_paths_agree(s);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// Well-formed SuperOffice datetimes, in range or not: the fast path answers exactly
+        /// what chrono does.
+        #[test]
+        fn the_datetime_fast_path_agrees_with_chrono(
+            month in 0u32..=13,
+            day in 0u32..=32,
+            year in 0u32..=9999,
+            hour in 0u32..=24,
+            minute in 0u32..=60,
+            second in 0u32..=60,
+            fraction in proptest::option::of("[0-9]{1,10}"),
+        ) {
+            let mut s = format!("{month:02}/{day:02}/{year:04} {hour:02}:{minute:02}:{second:02}");
+            if let Some(fraction) = fraction {
+                s.push('.');
+                s.push_str(&fraction);
+            }
+            assert_paths_agree(&s);
+        }
+
+        /// Arbitrary text over the characters datetimes are made of.
+        #[test]
+        fn both_datetime_paths_agree_on_any_text(s in "[0-9/: .T-]{0,32}") {
+            assert_paths_agree(&s);
         }
     }
 

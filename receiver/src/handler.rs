@@ -17,7 +17,7 @@ use crate::body::{self, BodyError};
 use crate::call;
 use crate::error::{Answer, CallError};
 use crate::metrics::Outcome;
-use crate::state::{AppState, BODY_READ_TIMEOUT};
+use crate::state::AppState;
 
 /// `Content-Type` of every answer, successful or not.
 pub const XML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
@@ -76,7 +76,7 @@ async fn process(state: &AppState, headers: &HeaderMap, body: Body, trace_id: &s
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let bytes = match body::read(body, expected, state.body_limit, BODY_READ_TIMEOUT).await {
+    let bytes = match body::read(body, expected, state.body_limit, state.body_timeout).await {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge { limit }) => {
             return handled(announced, CallError::BodyTooLarge { limit });

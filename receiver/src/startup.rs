@@ -98,6 +98,7 @@ impl Application {
         let broker = Broker::new(settings.amqp.clone(), topology, metrics.clone());
         let state = AppState::new(Shared {
             body_limit: settings.http.body_limit_bytes,
+            body_timeout: settings.http.body_timeout(),
             limits: Limits {
                 max_depth: settings.http.max_xml_depth,
             },

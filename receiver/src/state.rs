@@ -23,14 +23,13 @@ pub fn system_clock() -> Clock {
     Arc::new(Utc::now)
 }
 
-/// The longest a client may take to send one request body.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(120);
-
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub body_limit: usize,
+    /// The longest a client may take to send one request body.
+    pub body_timeout: Duration,
     pub limits: Limits,
     pub verifier: TokenVerifier,
     pub key: ApplicationKey,

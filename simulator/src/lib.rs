@@ -4,6 +4,7 @@
 //! the receiver ([`driver`]), and compares the mirror with the source row by row ([`verify`]).
 //! The binary is a thin layer over this library so end-to-end tests drive the same code.
 
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod driver;

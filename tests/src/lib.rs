@@ -16,11 +16,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod broker;
+pub mod checkpoint;
 pub mod cleanup;
 pub mod eventually;
 pub mod keys;
 pub mod mirror;
 pub mod pipeline;
+pub mod process;
+pub mod services;
 pub mod soap_client;
 pub mod values;
 

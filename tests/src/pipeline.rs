@@ -178,14 +178,17 @@ impl Pipeline {
 
     /// Starts one more applier worker on this pipeline's queues.
     pub async fn add_worker(&mut self) {
-        let mut options = EngineOptions::default();
+        let metrics = Metrics::new().expect("the worker's metrics");
+        let mut options =
+            EngineOptions::for_settings(&self.settings.database, Some(metrics.clone()));
         options.postgres.pool_size = WORKER_POOL_SIZE;
         let engine = Engine::connect_with(&self.settings.database, options)
             .await
             .expect("the apply engine connects to PostgreSQL");
-        let app = mirror_applier::startup::Application::build_with(
+        let app = mirror_applier::startup::Application::build_with_metrics(
             self.settings.clone(),
             Arc::new(engine),
+            metrics,
         )
         .await
         .expect("the worker starts");

@@ -1,10 +1,16 @@
-//! The worker's RabbitMQ side: one connection, kept up by a supervisor; one task and one channel
-//! per partition queue, handling that partition's messages strictly one after another.
+//! The worker's RabbitMQ side: one connection, kept up by a supervisor; membership in the worker
+//! group; one task and one channel per partition queue this worker owns, handling that
+//! partition's messages strictly one after another.
 //!
 //! ```text
-//! supervisor ── connect (backoff) ── declare topology ── spawn partitions ── watch connection
-//!     partition n: channel + qos(prefetch) ── consume mirror.pNN ── handle ── ack after commit
+//! supervisor ── connect (backoff) ── declare topology ── join the group ── watch connection
+//!     group: heartbeats on <prefix>.members ── live members ── assignment ── owned partitions
+//!     partition n (owned): channel + qos(prefetch) ── consume mirror.pNN ── handle ── ack
 //! ```
+//!
+//! Workers split the partitions among themselves (see [`assignment`]); a partition that changes
+//! hands is handed over cleanly: the message in hand is finished and acknowledged, then the
+//! partition's channel is closed, which lets the new owner's waiting consumer become active.
 //!
 //! A message is acknowledged only after its effect is committed (or it is safely in the
 //! dead-letter queue). Transient failures are retried in place, so a partition never skips ahead.
@@ -12,8 +18,12 @@
 //! attempt, or one whose ack is lost with the connection, stays with the broker, which hands it
 //! out again first — and the engine recognises it if it was committed.
 
+mod assignment;
+mod group;
 mod handler;
+mod membership;
 mod mirror;
+mod owned;
 mod partition;
 mod reply;
 mod supervisor;

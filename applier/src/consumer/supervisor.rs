@@ -1,4 +1,9 @@
-//! Keeps one broker connection up and every partition consumed on it.
+//! Keeps one broker connection up and the partitions this worker owns consumed on it.
+//!
+//! Each session joins the worker group ([`Group`]) and, whenever the live members change and
+//! have settled for one heartbeat interval, consumes the partitions [`assignment::owned`] gives
+//! this worker ([`Owned`] starts and hands over the difference). Single active consumer stays on
+//! the partition queues as the safety net while two workers' views of the group differ.
 //!
 //! Reconnecting is done here rather than by lapin's auto-recovery so that a lost connection is
 //! visible (readiness, metrics, logs), the topology is declared again explicitly, and every
@@ -14,10 +19,13 @@ use lapin::{Connection, Event};
 use mirror_common::broker;
 use mirror_common::config::AmqpSettings;
 use mirror_common::topology::{self, Topology};
-use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-use super::partition::{self, PartitionError};
+use super::assignment;
+use super::group::{Group, GroupError};
+use super::owned::{Ended, Owned};
 use super::{Context, Mirror, RetryPolicy};
 use crate::health::BrokerStatus;
 use crate::metrics::Metrics;
@@ -42,14 +50,18 @@ enum SessionError {
     #[error("the connection is no longer open")]
     Closed,
     #[error(transparent)]
-    Partition(#[from] PartitionError),
-    #[error("a partition task ended unexpectedly: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Partition(#[from] Ended),
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    #[error("the worker group stopped")]
+    GroupStopped,
 }
 
 /// The consuming side of a worker: give it the mirror and run it until shutdown.
 pub struct Supervisor {
     ctx: Arc<Context>,
+    /// This worker's id in the group, for its whole life (sessions come and go).
+    member: Uuid,
 }
 
 impl Supervisor {
@@ -70,6 +82,7 @@ impl Supervisor {
                 broker,
                 retry,
             }),
+            member: Uuid::new_v4(),
         }
     }
 
@@ -105,7 +118,8 @@ impl Supervisor {
         tracing::info!("Consumer stopped.");
     }
 
-    /// One connection's life: declare, consume every partition, watch. `Ok` on shutdown.
+    /// One connection's life: declare, join the group, consume the owned partitions, watch.
+    /// `Ok` on shutdown.
     async fn session(
         &self,
         connection: Connection,
@@ -125,30 +139,52 @@ impl Supervisor {
         tracing::info!(
             partitions = self.ctx.topology.partitions,
             prefix = %self.ctx.topology.prefix,
+            member = %self.member,
             "Connected to the broker."
         );
 
         let stop = shutdown.child_token();
-        let mut partitions = JoinSet::new();
-        for n in 0..self.ctx.topology.partitions {
-            partitions.spawn(partition::run(
-                self.ctx.clone(),
-                connection.clone(),
-                n,
-                stop.clone(),
-            ));
-        }
+        let group = match Group::join(
+            self.ctx.clone(),
+            &connection,
+            self.member,
+            shutdown.clone(),
+            stop.clone(),
+        )
+        .await
+        {
+            Ok(group) => group,
+            Err(error) => {
+                self.disconnected();
+                close(&connection, self.ctx.broker_timeout()).await;
+                return Err(SessionError::Group(error));
+            }
+        };
+        let mut members = group.members();
+        let mut owned = Owned::new(self.ctx.clone(), connection.clone(), stop.clone());
+        // The first split waits two heartbeats: every live member speaks within one, also those
+        // that already knew this worker from an earlier session (they do not answer at once).
+        let settle = self.ctx.amqp.member_heartbeat();
+        let mut split_at = Some(Instant::now() + 2 * settle);
         let mut watch = tokio::time::interval(WATCH_INTERVAL);
         let outcome = loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break Ok(()),
-                Some(joined) = partitions.join_next() => {
-                    break Err(match joined {
-                        Ok(Ok(())) => SessionError::Closed,
-                        Ok(Err(error)) => SessionError::Partition(error),
-                        Err(error) => SessionError::Task(error),
-                    });
+                ended = owned.failed() => break Err(SessionError::Partition(ended)),
+                changed = members.changed() => {
+                    if changed.is_err() {
+                        // The group's task ended on its own; its error is collected below.
+                        break Err(SessionError::GroupStopped);
+                    }
+                    // Membership changes come in bursts (a deployment scaling up): let it settle.
+                    split_at = Some(Instant::now() + settle);
+                }
+                () = sleep_until_some(split_at) => {
+                    split_at = None;
+                    let live = members.borrow_and_update().clone();
+                    let mine = assignment::owned(self.ctx.topology.partitions, &live, self.member);
+                    owned.set(mine, live.len());
                 }
                 Some(event) = events.next() => {
                     if let Event::Error(error) = event {
@@ -162,19 +198,28 @@ impl Supervisor {
                 }
             }
         };
-        self.ctx.broker.set(false);
-        self.ctx.metrics.broker_connected(false, false);
-        // Stop intake; every partition finishes (and acknowledges) the message in hand.
+        self.disconnected();
+        // Stop intake: the group says goodbye on shutdown, and every partition finishes (and
+        // acknowledges) the message in hand.
         stop.cancel();
-        while let Some(joined) = partitions.join_next().await {
-            match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::debug!(%error, "Partition ended with an error."),
-                Err(error) => tracing::error!(%error, "Partition task failed."),
+        owned.stop_all().await;
+        let group_ended = group.ended().await;
+        let outcome = match (outcome, group_ended) {
+            (Err(SessionError::GroupStopped), Err(error)) => Err(SessionError::Group(error)),
+            (outcome, Err(error)) => {
+                tracing::debug!(%error, "The worker group ended with an error.");
+                outcome
             }
-        }
+            (outcome, Ok(())) => outcome,
+        };
         close(&connection, self.ctx.broker_timeout()).await;
         outcome
+    }
+
+    /// Readiness and metrics follow the connection.
+    fn disconnected(&self) {
+        self.ctx.broker.set(false);
+        self.ctx.metrics.broker_connected(false, false);
     }
 
     /// Declares the topology on a channel of its own (a mismatch closes that channel).
@@ -191,6 +236,14 @@ impl Supervisor {
             Ok(Err(error)) => Err(SessionError::Declare(error)),
             Err(_) => Err(SessionError::DeclareTimeout(timeout)),
         }
+    }
+}
+
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

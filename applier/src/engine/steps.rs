@@ -13,18 +13,20 @@ use crate::state::{APPLIED_RETENTION, FailureRecord, RESEND_ALL, TableState};
 
 /// Quarantines `table` and parks the message's batches for it. With `apply_others`, the
 /// message's batches for other tables are applied; without, their tables are quarantined too.
+/// Returns, with the quarantine, how many tables it newly put in quarantine (committed).
 pub(super) async fn quarantine_one(
     tx: &mut dyn Tx,
     env: &Envelope,
     table: &str,
     reason: &str,
     apply_others: bool,
-) -> Result<Quarantine, ApplyError> {
+) -> Result<(Quarantine, u64), ApplyError> {
     let previous = tx.failure(env.id).await?;
     let mut state = tx
         .state(table)
         .await?
         .unwrap_or_else(|| TableState::new(table));
+    let mut newly = u64::from(state.quarantine.is_none());
     state.quarantine(reason.to_owned());
     tx.save_state(&state).await?;
     tx.record_failure(&FailureRecord {
@@ -54,6 +56,7 @@ pub(super) async fn quarantine_one(
             };
             if !apply_others && s.quarantine.is_none() {
                 s.quarantine(format!("quarantined with {table}: {reason}"));
+                newly += 1;
             }
             if s.quarantine.is_some() {
                 tx.park(env.id, s.epoch, batch).await?;
@@ -68,10 +71,13 @@ pub(super) async fn quarantine_one(
     }
     tx.commit().await?;
     tracing::warn!(tenant = %env.tenant, table = %table, epoch = state.epoch, %reason, "Table quarantined.");
-    Ok(Quarantine {
-        table: Some(table.to_owned()),
-        epoch: state.epoch,
-    })
+    Ok((
+        Quarantine {
+            table: Some(table.to_owned()),
+            epoch: state.epoch,
+        },
+        newly,
+    ))
 }
 
 /// Ends a failed transaction, keeping its connection when the server acknowledges the rollback.

@@ -22,6 +22,12 @@ pub enum SoapError {
     UnknownEntity(String),
     #[error("elements are nested deeper than the limit of {limit} levels")]
     TooDeep { limit: usize },
+    /// An element with more attributes than [`MAX_ATTRIBUTES`](super::MAX_ATTRIBUTES).
+    #[error("an element has more than {limit} attributes")]
+    TooManyAttributes { limit: usize },
+    /// More namespace declarations in scope than [`MAX_NAMESPACES`](super::MAX_NAMESPACES).
+    #[error("more than {limit} namespace declarations are in scope")]
+    TooManyNamespaces { limit: usize },
     #[error("not a SOAP 1.1 envelope: the root element is {0}")]
     NotEnvelope(String),
     #[error("the SOAP envelope has no Body")]
@@ -62,7 +68,7 @@ pub enum Problem {
 
 impl SoapError {
     /// True when the message cannot be identified as an operation at all (not XML, not an
-    /// envelope, no known operation, refused DTD, over the depth limit): the receiver answers a
+    /// envelope, no known operation, refused DTD, over a structural limit): the receiver answers a
     /// SOAP fault. False when the operation is known but its content is bad: the receiver answers
     /// `IsSuccessful=false` with this error's message.
     pub fn is_unreadable(&self) -> bool {
@@ -71,6 +77,8 @@ impl SoapError {
             | SoapError::Doctype
             | SoapError::UnknownEntity(_)
             | SoapError::TooDeep { .. }
+            | SoapError::TooManyAttributes { .. }
+            | SoapError::TooManyNamespaces { .. }
             | SoapError::NotEnvelope(_)
             | SoapError::NoBody
             | SoapError::UnknownOperation(_) => true,

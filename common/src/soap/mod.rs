@@ -175,6 +175,16 @@ impl Response {
     }
 }
 
+/// Most attributes one element may carry; real requests carry at most two. quick-xml checks an
+/// element's attributes for duplicates pairwise, so without this bound a start tag of a few
+/// megabytes would cost minutes of CPU.
+pub const MAX_ATTRIBUTES: usize = 64;
+
+/// Most namespace declarations in scope at once; real requests have at most three. Every element
+/// name is resolved by a linear search of the declarations in scope, so without this bound a few
+/// megabytes of declarations and elements would cost minutes of CPU.
+pub const MAX_NAMESPACES: usize = 64;
+
 /// Resource limits of the parser. The body size is limited before parsing (by the HTTP layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

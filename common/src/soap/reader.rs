@@ -15,9 +15,9 @@ use quick_xml::NsReader;
 use quick_xml::events::{BytesCData, BytesRef, BytesStart, BytesText, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 
-use super::NS_XSI;
 use super::error::{Problem, SoapError, excerpt};
 use super::name::{Element, Ns, intern};
+use super::{MAX_ATTRIBUTES, MAX_NAMESPACES, NS_XSI};
 
 /// Where the reader is relative to the root element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,9 @@ pub(crate) struct XmlReader<'a> {
     /// An `<x/>` was reported as a start; its end is reported by the next read.
     pending_end: bool,
     seen_event: bool,
+    /// Namespace declarations of each open element, innermost last, and their sum.
+    declarations: Vec<usize>,
+    in_scope: usize,
 }
 
 impl<'a> XmlReader<'a> {
@@ -57,6 +60,8 @@ impl<'a> XmlReader<'a> {
             place: Place::Prolog,
             pending_end: false,
             seen_event: false,
+            declarations: Vec::new(),
+            in_scope: 0,
         }
     }
 
@@ -221,12 +226,20 @@ impl<'a> XmlReader<'a> {
             ))
         })?;
         let name = intern(e.local_name().as_ref());
-        let nil = self.nil_attribute(e)?;
+        let (nil, declared) = self.attributes(e)?;
+        self.declarations.push(declared);
+        self.in_scope += declared;
+        if self.in_scope > MAX_NAMESPACES {
+            return Err(SoapError::TooManyNamespaces {
+                limit: MAX_NAMESPACES,
+            });
+        }
         Ok(Element { ns, name, nil })
     }
 
     fn end(&mut self) -> Node<'a> {
         self.depth = self.depth.saturating_sub(1);
+        self.in_scope -= self.declarations.pop().unwrap_or(0);
         if self.depth == 0 {
             self.place = Place::Epilog;
         }
@@ -320,11 +333,23 @@ impl<'a> XmlReader<'a> {
         }
     }
 
-    /// Reads `xsi:nil` (by namespace, any prefix) and checks every attribute is well-formed.
-    fn nil_attribute(&self, e: &BytesStart<'_>) -> Result<bool, SoapError> {
+    /// Reads `xsi:nil` (by namespace, any prefix), checks every attribute is well-formed and
+    /// counts the namespace declarations. Refuses more than [`MAX_ATTRIBUTES`] before the
+    /// duplicate check, which is pairwise, gets expensive.
+    fn attributes(&self, e: &BytesStart<'_>) -> Result<(bool, usize), SoapError> {
         let mut nil = false;
-        for attr in e.attributes() {
+        let mut declared = 0;
+        for (i, attr) in e.attributes().enumerate() {
+            if i == MAX_ATTRIBUTES {
+                return Err(SoapError::TooManyAttributes {
+                    limit: MAX_ATTRIBUTES,
+                });
+            }
             let attr = attr.map_err(|err| self.malformed(&format!("bad attribute: {err}")))?;
+            if attr.key.as_namespace_binding().is_some() {
+                declared += 1;
+                continue;
+            }
             if attr.key.local_name().as_ref() != b"nil" {
                 continue;
             }
@@ -349,14 +374,23 @@ impl<'a> XmlReader<'a> {
                 }
             };
         }
-        Ok(nil)
+        Ok((nil, declared))
     }
 
+    /// Text as UTF-8 of XML characters only: quick-xml checks neither, and a NUL or other control
+    /// character let through would be refused later by the mirror's database instead of now.
     fn decode<E: std::fmt::Display>(
         &self,
         decoded: Result<Cow<'a, str>, E>,
     ) -> Result<Cow<'a, str>, SoapError> {
-        decoded.map_err(|e| self.malformed(&format!("text is not valid UTF-8: {e}")))
+        let text = decoded.map_err(|e| self.malformed(&format!("text is not valid UTF-8: {e}")))?;
+        match first_non_xml_char(&text) {
+            Some(c) => Err(self.malformed(&format!(
+                "character U+{:04X} is not allowed in XML",
+                u32::from(c)
+            ))),
+            None => Ok(text),
+        }
     }
 
     fn malformed(&self, message: &str) -> SoapError {
@@ -378,6 +412,19 @@ fn owned_ns(resolved: ResolveResult<'_>) -> Result<Ns, Vec<u8>> {
         ResolveResult::Unbound => Ok(Ns::None),
         ResolveResult::Bound(Namespace(uri)) => Ok(Ns::from_uri(uri)),
         ResolveResult::Unknown(prefix) => Err(prefix),
+    }
+}
+
+/// The first character of `text` that XML 1.0 does not allow. The bytes are looked at first: only
+/// C0 controls and U+FFFE/U+FFFF (which start with 0xEF in UTF-8) can be outside `Char` in a `str`.
+fn first_non_xml_char(text: &str) -> Option<char> {
+    let suspect = text
+        .bytes()
+        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || b == 0xEF);
+    if suspect {
+        text.chars().find(|c| !is_xml_char(*c))
+    } else {
+        None
     }
 }
 
@@ -472,5 +519,71 @@ mod tests {
             let err = r.root().and_then(|_| r.drain()).unwrap_err();
             assert!(expected(&err), "{xml}: {err:?}");
         }
+    }
+
+    #[test]
+    fn refuses_characters_xml_does_not_allow() {
+        for xml in [
+            "<a>x\u{0}y</a>",
+            "<a><![CDATA[\u{1b}]]></a>",
+            "<a>\u{FFFE}</a>",
+            "<a>ok&amp;\u{1}</a>",
+        ] {
+            let mut r = reader(xml);
+            r.root().unwrap();
+            let err = r.text().unwrap_err();
+            assert!(
+                matches!(&err, SoapError::Malformed { message, .. } if message.contains("is not allowed in XML")),
+                "{xml:?}: {err:?}"
+            );
+        }
+        let mut r = reader("<a>\u{FFFD}\t\u{10000}</a>");
+        r.root().unwrap();
+        assert_eq!(r.text().unwrap(), "\u{FFFD}\t\u{10000}");
+    }
+
+    /// Hundreds of thousands of attributes or namespace declarations once cost minutes of CPU
+    /// (pairwise duplicate checks, linear prefix lookups); they are refused at the bound instead.
+    #[test]
+    fn refuses_attribute_and_namespace_floods() {
+        let attributes: String = (0..200_000).map(|i| format!(" a{i}=\"\"")).collect();
+        let xml = format!("<a{attributes}/>");
+        let mut r = reader(&xml);
+        assert_eq!(
+            r.root().unwrap_err(),
+            SoapError::TooManyAttributes {
+                limit: MAX_ATTRIBUTES
+            }
+        );
+
+        let declarations = |from: usize, n: usize| -> String {
+            (from..from + n)
+                .map(|i| format!(" xmlns:p{i}=\"u\""))
+                .collect()
+        };
+        let half = MAX_NAMESPACES / 2;
+        let xml = format!(
+            "<a{}><b{}><c/></b><d{}/></a>",
+            declarations(0, half),
+            declarations(half, half),
+            declarations(2 * half, half)
+        );
+        let mut r = reader(&xml);
+        r.root().unwrap();
+        r.drain().unwrap();
+        let xml = format!(
+            "<a{}><b{}><c{}/></b></a>",
+            declarations(0, half),
+            declarations(half, half),
+            declarations(2 * half, 1)
+        );
+        let mut r = reader(&xml);
+        let err = r.root().and_then(|_| r.drain()).unwrap_err();
+        assert_eq!(
+            err,
+            SoapError::TooManyNamespaces {
+                limit: MAX_NAMESPACES
+            }
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! queue prefix, its own token issuer and application key, and helpers to look into the queues.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::borrow::Cow;
 use std::future::Future;
 use std::path::PathBuf;

@@ -2,6 +2,7 @@
 //! the whole pipeline in one process. Progress bars while it runs, a report table at the end, and
 //! a non-zero exit when a mirror differs from its source.
 
+mod bench;
 mod progress;
 mod summary;
 
@@ -21,7 +22,7 @@ use crate::driver::{
 };
 use crate::keys::{KEY_BITS, load_credentials, write_keys};
 use crate::scenario::{Churn, DEFAULT_SCRIPT, Step};
-use crate::verify::{PgReader, TenantReport, verify};
+use crate::verify::{TenantReport, verify};
 
 pub use progress::Progress;
 
@@ -56,6 +57,9 @@ enum Command {
     /// Start the receiver and an applier in-process against the local RabbitMQ and PostgreSQL,
     /// run the cycles and verify every mirror.
     Demo(DemoArgs),
+    /// Measure the receiver and the whole pipeline against their baselines (release binaries of
+    /// the receiver and applier beside this one) and print the ratios.
+    Bench(bench::BenchArgs),
 }
 
 /// What every way of running cycles shares.
@@ -159,14 +163,15 @@ struct RunArgs {
     /// Compare every mirror with its source after the cycles.
     #[arg(long)]
     verify: bool,
-    /// The mirror database, for --verify.
+    /// The mirror database, for --verify: `postgres://…`, or SQL Server (`mssql://…`, an ADO.NET
+    /// or a JDBC connection string), as the applier takes it.
     #[arg(
         long,
         env = "MIRROR__DATABASE__URL",
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     database_url: String,
-    /// The mirror's per-tenant schema name, for --verify.
+    /// The mirror's per-tenant schema (PostgreSQL) or database (SQL Server) name, for --verify.
     #[arg(
         long,
         env = "MIRROR__DATABASE__NAME_TEMPLATE",
@@ -230,6 +235,7 @@ pub async fn main() -> anyhow::Result<ExitCode> {
         Command::Keys(args) => keys(&args),
         Command::Run(args) => run_command(args, cancel).await,
         Command::Demo(args) => demo_command(args, cancel).await,
+        Command::Bench(args) => bench::command(args, cancel).await,
     }
 }
 
@@ -299,10 +305,10 @@ async fn run_command(args: RunArgs, cancel: CancellationToken) -> anyhow::Result
     let mut reports = Vec::with_capacity(runs.len());
     for tenant in &runs {
         let mut reader =
-            PgReader::connect(&args.database_url, &args.name_template, tenant.tenant())
+            crate::verify::connect(&args.database_url, &args.name_template, tenant.tenant())
                 .await
                 .context("cannot verify")?;
-        reports.push(verify(&mut reader, &tenant.source).await?);
+        reports.push(verify(reader.as_mut(), &tenant.source).await?);
     }
     println!();
     print!("{}", summary::verification(&reports));

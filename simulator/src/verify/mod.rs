@@ -3,10 +3,12 @@
 //! per table ([`TenantReport`]).
 //!
 //! Reading the mirror is behind [`MirrorReader`], so the comparison is the same for every target:
-//! PostgreSQL is implemented ([`PgReader`]); a SQL Server reader needs only that trait.
+//! PostgreSQL ([`PgReader`]) and SQL Server ([`MssqlReader`]); [`connect`] picks one by the
+//! database URL.
 
 mod canonical;
 mod compare;
+mod mssql;
 mod postgres;
 mod report;
 
@@ -18,6 +20,7 @@ use mirror_common::value::Value;
 
 pub use canonical::{checksum, display};
 pub use compare::{Merge, verify};
+pub use mssql::{MssqlReader, mssql_type, spell};
 pub use postgres::{PgReader, pg_type, redact};
 pub use report::{DiffKind, RowDiff, TableReport, TenantReport};
 
@@ -25,11 +28,12 @@ pub use report::{DiffKind, RowDiff, TableReport, TenantReport};
 pub enum VerifyError {
     #[error("cannot connect to the mirror database at {target}: {reason}")]
     Connect { target: String, reason: String },
-    #[error("reading {what} from the mirror: {source}")]
-    Query {
-        what: String,
-        source: tokio_postgres::Error,
-    },
+    /// A query the database refused or could not finish; `reason` is the driver's error with
+    /// its causes, whichever the target.
+    #[error("reading {what} from the mirror: {reason}")]
+    Query { what: String, reason: String },
+    #[error("unsupported mirror database {0:?}: expected postgres://… or SQL Server")]
+    UnsupportedTarget(String),
     #[error("mirror table {table}, column {column}: {reason}")]
     Decode {
         table: String,
@@ -75,4 +79,26 @@ pub trait MirrorReader: Send {
 
     /// The LSN per table from the state table (empty when there is none).
     async fn lsns(&mut self) -> Result<HashMap<String, i64>, VerifyError>;
+}
+
+/// Connects the reader the database URL calls for: PostgreSQL for `postgres://…`, SQL Server for
+/// `mssql://…`, `sqlserver://…`, an ADO.NET or a JDBC connection string (as the applier decides).
+pub async fn connect(
+    url: &str,
+    name_template: &str,
+    context_id: &str,
+) -> Result<Box<dyn MirrorReader>, VerifyError> {
+    let trimmed = url.trim();
+    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+        Ok(Box::new(
+            PgReader::connect(trimmed, name_template, context_id).await?,
+        ))
+    } else if mirror_applier::dialect::mssql::is_mssql_url(trimmed) {
+        Ok(Box::new(
+            MssqlReader::connect(trimmed, name_template, context_id).await?,
+        ))
+    } else {
+        let scheme = trimmed.split(':').next().unwrap_or_default();
+        Err(VerifyError::UnsupportedTarget(scheme.to_owned()))
+    }
 }

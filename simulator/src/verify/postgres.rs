@@ -120,7 +120,7 @@ impl PgReader {
         match tokio::time::timeout(QUERY_TIMEOUT, self.client.query(sql, params)).await {
             Ok(result) => result.map_err(|source| VerifyError::Query {
                 what: what.to_owned(),
-                source,
+                reason: chain(&source),
             }),
             Err(_) => Err(VerifyError::Timeout(QUERY_TIMEOUT.as_secs())),
         }
@@ -208,9 +208,9 @@ impl MirrorReader for PgReader {
             quote(table),
             quote(key)
         );
-        let query_error = |source| VerifyError::Query {
+        let query_error = |source: tokio_postgres::Error| VerifyError::Query {
             what: format!("the rows of {table}"),
-            source,
+            reason: chain(&source),
         };
         let params: [&(dyn ToSql + Sync); 0] = [];
         let stream = self
@@ -290,7 +290,7 @@ fn read(row: &Row, index: usize, ty: ColumnType) -> Result<Value, tokio_postgres
 }
 
 /// `-12.50` → `-12.5`, `0.00` → `0`: the value codec's canonical decimal form.
-fn canonical_decimal(s: &str) -> String {
+pub(super) fn canonical_decimal(s: &str) -> String {
     let (neg, digits) = s.strip_prefix('-').map_or((false, s), |d| (true, d));
     let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
     let int = int.trim_start_matches('0');

@@ -2,10 +2,12 @@
 //! receiver and TWO real applier workers, through every scenario the simulator offers, checked
 //! row by row by its verifier — which must also catch a corrupted mirror. Half-way through, the
 //! worker applying everything stops gracefully and the other takes over its partitions. A token
-//! signed by a key the receiver does not trust gets nothing published.
+//! signed by a key the receiver does not trust gets nothing published. And the worker group
+//! scales from one worker to three and back under load with every mirror exact.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cycles;
+mod scaling;
 mod scenarios;
 mod token;
 

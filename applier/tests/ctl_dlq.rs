@@ -1,0 +1,314 @@
+//! `mirrorctl` as operators run it: the real binary against the local RabbitMQ and PostgreSQL,
+//! with dead letters published the way the worker publishes them. Checks the JSON it prints, its
+//! exit codes and messages, that listing leaves the dead-letter queue as it was, and that a replay
+//! sends the selected messages to their partition in order, drops the stale ones and leaves the
+//! rest in the dead-letter queue in order.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod consumer_support;
+
+use std::time::Duration;
+
+use consumer_support::Harness;
+use futures::StreamExt;
+use lapin::options::BasicConsumeOptions;
+use lapin::types::FieldTable;
+use mirror_applier::dead_letter::DeadLetter;
+use mirror_applier::dialect::postgres::{PgBackend, PgOptions};
+use mirror_applier::dialect::{Backend, Tenant};
+use mirror_applier::state::TableState;
+use mirror_common::config::Settings;
+use mirror_common::topology::header;
+use mirror_common::wire::{self, Envelope, Message};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        assert_eq!(self.code, 0, "mirrorctl failed: {}", self.stderr);
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs `mirrorctl <args>` with `settings` passed as the services get them: environment variables.
+async fn mirrorctl(settings: &Settings, args: &[&str]) -> Run {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mirrorctl"))
+        .args(args)
+        .env_remove("MIRROR_CONFIG")
+        .env("MIRROR__AMQP__URL", &settings.amqp.url)
+        .env("MIRROR__AMQP__PREFIX", &settings.amqp.prefix)
+        .env(
+            "MIRROR__AMQP__PARTITIONS",
+            settings.amqp.partitions.to_string(),
+        )
+        .env("MIRROR__AMQP__CONNECT_TIMEOUT_SECS", "5")
+        .env("MIRROR__DATABASE__URL", &settings.database.url)
+        .output()
+        .await
+        .expect("the mirrorctl binary runs");
+    Run {
+        code: output.status.code().expect("mirrorctl exits"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Dead-letters a Wipe of `table` of `tenant` as the worker would, failed in `epoch`.
+async fn dead_letter(h: &Harness, tenant: &str, table: &str, epoch: i64) -> String {
+    let envelope = Envelope {
+        id: Uuid::now_v7(),
+        tenant: tenant.to_owned(),
+        received_at_ms: chrono::Utc::now().timestamp_millis(),
+        trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        message: Message::Wipe {
+            table: table.to_owned(),
+        },
+    };
+    let mut original = h.properties(&envelope);
+    original = original.with_message_id(envelope.id.to_string().as_str().into());
+    let letter = DeadLetter {
+        reason: format!("{table}: refused by the mirror"),
+        attempts: 1,
+        table: Some(table.to_owned()),
+        epoch: Some(epoch),
+        partition: h.topology.partition_of(tenant),
+    };
+    letter
+        .publish(
+            &h.channel,
+            &h.topology,
+            &wire::encode(&envelope).unwrap(),
+            &original,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the dead letter is confirmed");
+    envelope.id.to_string()
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Gives the harness's tenant a mirror whose `contact` is quarantined in epoch 2.
+async fn quarantined_mirror(h: &Harness) {
+    let backend = PgBackend::connect(&h.settings.database, &PgOptions::default()).unwrap();
+    let tenant = Tenant {
+        context_id: h.tenant.clone(),
+        storage: h.storage(),
+    };
+    let mut tx = backend.begin(&tenant).await.unwrap();
+    let mut contact = TableState::new("contact");
+    contact.epoch = 2;
+    contact.quarantine("contact: refused by the mirror".into());
+    tx.save_state(&contact).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_returns_the_selected_letters_in_order_and_keeps_the_rest_in_order() {
+    let h = Harness::new(2).await;
+    quarantined_mirror(&h).await;
+    let other = format!("Gone{}", &Uuid::new_v4().simple().to_string()[..8]);
+    // DLQ: other, ours (replayable), other, ours (replayable), ours (failed in an older epoch).
+    let kept_first = dead_letter(&h, &other, "contact", 1).await;
+    let replay_first = dead_letter(&h, &h.tenant, "contact", 2).await;
+    let kept_second = dead_letter(&h, &other, "contact", 1).await;
+    let replay_second = dead_letter(&h, &h.tenant, "contact", 2).await;
+    let stale = dead_letter(&h, &h.tenant, "contact", 1).await;
+    let all = vec![
+        kept_first.clone(),
+        replay_first.clone(),
+        kept_second.clone(),
+        replay_second.clone(),
+        stale.clone(),
+    ];
+
+    // Listing twice shows the same letters in the same order: nothing is consumed.
+    let first = mirrorctl(&h.settings, &["--json", "dlq", "list"])
+        .await
+        .json();
+    assert_eq!(ids(&first), all);
+    assert_eq!(first[1]["tenant"], h.tenant.as_str());
+    assert_eq!(first[1]["table"], "contact");
+    assert_eq!(first[1]["epoch"], 2);
+    assert_eq!(first[1]["kind"], "Wipe");
+    assert_eq!(first[1]["reason"], "contact: refused by the mirror");
+    assert_eq!(first[1]["partition"], h.topology.partition_of(&h.tenant));
+    let second = mirrorctl(&h.settings, &["--json", "dlq", "list"])
+        .await
+        .json();
+    assert_eq!(ids(&second), all);
+    let text = mirrorctl(&h.settings, &["dlq", "list", "--tenant", &other]).await;
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.starts_with("id "), "{}", text.stdout);
+    assert!(text.stdout.contains("2 dead letter(s)"), "{}", text.stdout);
+
+    // A dry run changes nothing.
+    let dry = mirrorctl(
+        &h.settings,
+        &[
+            "--json",
+            "dlq",
+            "replay",
+            "--tenant",
+            &h.tenant,
+            "--dry-run",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!((&dry["replayed"], &dry["dropped"]), (&2.into(), &1.into()));
+    let partition = h.partition_queue();
+    assert_eq!(h.ready(&partition).await, 0);
+    let after_dry = mirrorctl(&h.settings, &["--json", "dlq", "list"])
+        .await
+        .json();
+    assert_eq!(ids(&after_dry), all);
+
+    // The replay: ours go back to the tenant's partition in order, the stale one is dropped,
+    // the other tenant's stay where they were.
+    let report = mirrorctl(
+        &h.settings,
+        &["--json", "dlq", "replay", "--tenant", &h.tenant],
+    )
+    .await
+    .json();
+    let verdicts: Vec<(&str, &str)> = report["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap(), m["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            (replay_first.as_str(), "replay"),
+            (replay_second.as_str(), "replay"),
+            (stale.as_str(), "stale"),
+        ]
+    );
+    let left = mirrorctl(&h.settings, &["--json", "dlq", "list"])
+        .await
+        .json();
+    assert_eq!(ids(&left), vec![kept_first, kept_second]);
+
+    let channel = h.amqp.create_channel().await.unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            partition.as_str().into(),
+            "ctl-test".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut replayed = Vec::new();
+    for _ in 0..2 {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("a replayed message on the partition")
+            .unwrap()
+            .unwrap();
+        let headers = delivery.properties.headers().clone().unwrap_or_default();
+        assert!(headers.inner().contains_key(header::TENANT));
+        for added in [header::REASON, header::EPOCH, header::PARTITION] {
+            assert!(!headers.inner().contains_key(added), "{added} was removed");
+        }
+        let envelope: Envelope = wire::decode(&delivery.data).unwrap();
+        assert_eq!(
+            delivery.properties.message_id().as_ref().unwrap().as_str(),
+            envelope.id.to_string()
+        );
+        replayed.push(envelope.id.to_string());
+    }
+    assert_eq!(replayed, vec![replay_first, replay_second]);
+    let _ = channel.close(200, "OK".into()).await;
+
+    // status: the quarantined table; the partition holds nothing ready (they are being read).
+    let status = mirrorctl(&h.settings, &["--json", "status", "--tenant", &h.tenant])
+        .await
+        .json();
+    let contact = &status["tenants"][0]["tables"][0];
+    assert_eq!(contact["table"], "contact");
+    assert_eq!(
+        (&contact["epoch"], &contact["lsn"]),
+        (&2.into(), &(-1).into())
+    );
+    assert!(contact["quarantine"].as_str().unwrap().contains("refused"));
+    assert_eq!(status["dead_letter_queue"]["messages"], 2);
+
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn errors_name_what_is_wrong_and_exit_with_1() {
+    let h = Harness::new(1).await;
+    let unknown = mirrorctl(&h.settings, &["dlq", "show", "no-such-id"]).await;
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("unknown id no-such-id"),
+        "{}",
+        unknown.stderr
+    );
+
+    let tenant = mirrorctl(&h.settings, &["resync", "--tenant", "NoSuchTenant"]).await;
+    assert_eq!(tenant.code, 1);
+    assert!(
+        tenant.stderr.contains("unknown tenant NoSuchTenant"),
+        "{}",
+        tenant.stderr
+    );
+
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut no_broker = h.settings.clone();
+    no_broker.amqp.url = format!("amqp://guest:secret@127.0.0.1:{closed_port}/%2f");
+    let run = mirrorctl(&no_broker, &["dlq", "list"]).await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("cannot connect to the message broker"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("secret"), "{}", run.stderr);
+
+    let mut no_database = h.settings.clone();
+    no_database.database.url = format!("postgres://postgres@127.0.0.1:{closed_port}/postgres");
+    let run = mirrorctl(&no_database, &["status"]).await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("cannot connect to the database at 127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+
+    let mut sql_server = h.settings.clone();
+    sql_server.database.url = "mssql://sa:pw@127.0.0.1:1433/master".into();
+    let run = mirrorctl(&sql_server, &["resync", "--tenant", "Cust1"]).await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("not supported for SQL Server yet"),
+        "{}",
+        run.stderr
+    );
+
+    let usage = mirrorctl(&h.settings, &["dlq", "replay", "--no-such-flag"]).await;
+    assert_ne!(usage.code, 0);
+    h.cleanup().await;
+}
