@@ -8,8 +8,6 @@ mod consumer_support;
 
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use mirror_applier::metrics::ACTIVE_PARTITIONS;
 use tokio::task::JoinHandle;
 
@@ -24,17 +22,10 @@ async fn consumers(h: &Harness) -> Vec<u32> {
     let channel = h.amqp.create_channel().await.unwrap();
     let mut counts = Vec::new();
     for partition in 0..PARTITIONS {
-        let queue = channel
-            .queue_declare(
-                h.topology.queue(partition).as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let queue =
+            mirror_common::topology::inspect(&channel, h.topology.queue(partition).as_str())
+                .await
+                .unwrap();
         counts.push(queue.consumer_count());
     }
     let _ = channel.close(200, "OK".into()).await;

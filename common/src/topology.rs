@@ -86,6 +86,21 @@ pub mod header {
     pub const PARTITION: &str = "x-mirror-partition";
 }
 
+/// A queue's message and consumer counts, as the broker reports them to a passive declare. Fails
+/// (closing `channel`) with `NOT_FOUND` when the queue does not exist.
+pub async fn inspect(channel: &lapin::Channel, queue: &str) -> Result<lapin::Queue, lapin::Error> {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::FieldTable;
+
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+}
+
 /// Declares the exchanges, queues and bindings of `topology` (idempotent: every service calls it
 /// on each connect). A queue that already exists with different arguments fails with
 /// `PRECONDITION_FAILED`, which closes `channel`: that is a deployment error worth surfacing.

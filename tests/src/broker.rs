@@ -2,8 +2,8 @@
 //! consumer, which refuse `basic.get`: they are inspected by their message counts. The
 //! dead-letter queue has no such restriction and is read with `basic.get`.
 
-use lapin::options::{BasicGetOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::BasicGetOptions;
+use lapin::types::AMQPValue;
 use lapin::{BasicProperties, Channel, Connection};
 use mirror_common::config::AmqpSettings;
 use mirror_common::topology::Topology;
@@ -36,15 +36,7 @@ impl Queues {
     /// Ready messages in `queue` (unacknowledged ones not included).
     pub async fn ready(&self, queue: &str) -> u32 {
         let channel = self.channel().await;
-        let declared = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        let declared = mirror_common::topology::inspect(&channel, queue)
             .await
             .unwrap_or_else(|e| panic!("queue {queue} exists: {e}"));
         let _ = channel.close(200, "OK".into()).await;

@@ -13,12 +13,9 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::types::{DeliveryTag, FieldTable};
+use lapin::types::DeliveryTag;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ErrorKind};
 use mirror_common::config::AmqpSettings;
 use mirror_common::topology::Topology;
@@ -78,16 +75,7 @@ impl Broker {
     /// The depth of `queue`, or `None` when it does not exist (a passive declare answers both).
     pub async fn depth(&self, queue: &str) -> anyhow::Result<Option<Depth>> {
         let channel = self.channel().await?;
-        let declared = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
+        let declared = mirror_common::topology::inspect(&channel, queue).await;
         match declared {
             Ok(q) => {
                 let _ = channel.close(200, "OK".into()).await;

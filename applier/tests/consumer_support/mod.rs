@@ -179,15 +179,7 @@ impl Harness {
     /// Ready (not unacknowledged) messages in `queue`.
     pub async fn ready(&self, queue: &str) -> u32 {
         let channel = self.amqp.create_channel().await.unwrap();
-        let queue = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        let queue = mirror_common::topology::inspect(&channel, queue)
             .await
             .unwrap();
         let _ = channel.close(200, "OK".into()).await;

@@ -180,7 +180,7 @@ impl Response {
 /// megabytes would cost minutes of CPU.
 pub const MAX_ATTRIBUTES: usize = 64;
 
-/// Most namespace declarations in scope at once; real requests have at most three. Every element
+/// Most namespace declarations in scope at once; real requests have a handful. Every element
 /// name is resolved by a linear search of the declarations in scope, so without this bound a few
 /// megabytes of declarations and elements would cost minutes of CPU.
 pub const MAX_NAMESPACES: usize = 64;

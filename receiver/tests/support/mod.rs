@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeleteOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
@@ -300,15 +300,7 @@ impl TestApp {
         let channel = self.channel().await;
         let mut counts = Vec::new();
         for n in 0..PARTITIONS {
-            let queue = channel
-                .queue_declare(
-                    self.topology.queue(n).as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
+            let queue = mirror_common::topology::inspect(&channel, self.topology.queue(n).as_str())
                 .await
                 .unwrap();
             counts.push(queue.message_count());

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lapin::Connection;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use mirror_common::auth::{IssuedToken, TokenIssuer};
 use mirror_common::config::AmqpSettings;
 use mirror_common::topology::Topology;
@@ -187,15 +185,7 @@ impl ReceiverProcess {
         let channel = connection.create_channel().await.unwrap();
         let mut counts = Vec::new();
         for n in 0..PARTITIONS {
-            let queue = channel
-                .queue_declare(
-                    self.topology.queue(n).as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
+            let queue = mirror_common::topology::inspect(&channel, self.topology.queue(n).as_str())
                 .await
                 .unwrap();
             counts.push(queue.message_count());
