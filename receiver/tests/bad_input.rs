@@ -21,22 +21,6 @@ use support::*;
 const TENANT: &str = "Cust24709";
 const BODY_LIMIT: usize = 64 * 1024;
 
-/// Claims like SuperOffice's, valid now, with `change` applied.
-fn claims(change: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
-    let now = Utc::now();
-    let mut claims = json!({
-        "sub": TENANT,
-        "nonce": "A221BC27F364E29E2C60BF4D18BFF49D",
-        CONTEXT_ID_CLAIM: TENANT,
-        "nbf": (now - TimeDelta::minutes(1)).timestamp(),
-        "exp": (now + TimeDelta::minutes(5)).timestamp(),
-        "iss": "SuperOffice AS",
-        "aud": format!("spn:{CLIENT_ID}"),
-    });
-    change(&mut claims);
-    claims
-}
-
 fn unsigned(header: serde_json::Value, claims: &serde_json::Value, signature: &str) -> String {
     format!(
         "{}.{}.{signature}",
@@ -187,7 +171,7 @@ async fn bad_tokens_are_refused_with_the_reason() {
 
     let mut header = issuer.header();
     header["kid"] = json!("0000000000000000000000000000000000000000");
-    let other_kid = issuer.sign_token(&header, &claims(|_| {}));
+    let other_kid = issuer.sign_token(&header, &claims(TENANT, |_| {}));
 
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
     let mut payload: serde_json::Value =
@@ -201,14 +185,14 @@ async fn bad_tokens_are_refused_with_the_reason() {
         ("".into(), "SignedToken header is missing or empty".into()),
         ("not-a-token".into(), "malformed token".into()),
         (
-            issuer.sign_claims(&claims(|c| {
+            issuer.sign_claims(&claims(TENANT, |c| {
                 c["nbf"] = json!((Utc::now() - TimeDelta::minutes(20)).timestamp());
                 c["exp"] = json!((Utc::now() - TimeDelta::minutes(10)).timestamp());
             })),
             "token expired at".into(),
         ),
         (
-            issuer.sign_claims(&claims(|c| {
+            issuer.sign_claims(&claims(TENANT, |c| {
                 c["nbf"] = json!((Utc::now() + TimeDelta::minutes(10)).timestamp());
                 c["exp"] = json!((Utc::now() + TimeDelta::minutes(20)).timestamp());
             })),
@@ -219,28 +203,32 @@ async fn bad_tokens_are_refused_with_the_reason() {
             "token signature does not verify against the custom certificate".into(),
         ),
         (
-            unsigned(json!({"alg": "none", "typ": "JWT"}), &claims(|_| {}), ""),
+            unsigned(
+                json!({"alg": "none", "typ": "JWT"}),
+                &claims(TENANT, |_| {}),
+                "",
+            ),
             "token algorithm \"none\" is not allowed (RS256 only)".into(),
         ),
         (
             unsigned(
                 json!({"alg": "HS256", "typ": "JWT", "kid": issuer.certificate().thumbprint_hex()}),
-                &claims(|_| {}),
+                &claims(TENANT, |_| {}),
                 "c2lnbmF0dXJl",
             ),
             "token algorithm \"HS256\" is not allowed (RS256 only)".into(),
         ),
         (
-            issuer.sign_claims(&claims(|c| c["aud"] = json!("spn:someoneelse"))),
+            issuer.sign_claims(&claims(TENANT, |c| c["aud"] = json!("spn:someoneelse"))),
             "token audience \"spn:someoneelse\" is not this application".into(),
         ),
         (
-            issuer.sign_claims(&claims(|c| c["iss"] = json!("Evil Corp"))),
+            issuer.sign_claims(&claims(TENANT, |c| c["iss"] = json!("Evil Corp"))),
             "token issuer \"Evil Corp\" is not SuperOffice AS".into(),
         ),
         (other_kid, "does not match the custom certificate".into()),
         (
-            issuer.sign_claims(&claims(|c| {
+            issuer.sign_claims(&claims(TENANT, |c| {
                 c[CONTEXT_ID_CLAIM] = json!("../../etc");
                 c["sub"] = json!("../../etc");
             })),

@@ -20,7 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{TimeDelta, Utc};
 use futures::StreamExt;
-use mirror_common::auth::{ApplicationKey, CONTEXT_ID_CLAIM, TokenIssuer};
+use mirror_common::auth::{ApplicationKey, TokenIssuer};
 use mirror_common::shutdown::CancellationToken;
 use mirror_common::soap::{self, Limits, Operation, RequestBody};
 use serde_json::json;
@@ -149,22 +149,6 @@ fn cut_off(name: impl Into<String>, delivery: Delivery, reason: &'static str) ->
 
 fn valid_rows() -> RequestBody<'static> {
     row_data(contact_table(), 1, contact_rows())
-}
-
-/// Claims like SuperOffice's for `tenant`, valid now, with `change` applied.
-fn claims(tenant: &str, change: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
-    let now = Utc::now();
-    let mut claims = json!({
-        "sub": tenant,
-        "nonce": "A221BC27F364E29E2C60BF4D18BFF49D",
-        CONTEXT_ID_CLAIM: tenant,
-        "nbf": (now - TimeDelta::minutes(1)).timestamp(),
-        "exp": (now + TimeDelta::minutes(5)).timestamp(),
-        "iss": "SuperOffice AS",
-        "aud": format!("spn:{CLIENT_ID}"),
-    });
-    change(&mut claims);
-    claims
 }
 
 /// Tokens that must not get anything published, with the reason each is refused for.

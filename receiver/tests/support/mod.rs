@@ -29,6 +29,22 @@ use mirror_receiver::{Application, BuildOptions, Clock};
 use tokio::task::JoinHandle;
 
 pub const CLIENT_ID: &str = "0123456789abcdef0123456789abcdef";
+
+/// Claims like SuperOffice's for `tenant`, valid now, with `change` applied (for forging tokens).
+pub fn claims(tenant: &str, change: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
+    let now = chrono::Utc::now();
+    let mut claims = serde_json::json!({
+        "sub": tenant,
+        "nonce": "A221BC27F364E29E2C60BF4D18BFF49D",
+        mirror_common::auth::CONTEXT_ID_CLAIM: tenant,
+        "nbf": (now - chrono::TimeDelta::minutes(1)).timestamp(),
+        "exp": (now + chrono::TimeDelta::minutes(5)).timestamp(),
+        "iss": "SuperOffice AS",
+        "aud": format!("spn:{CLIENT_ID}"),
+    });
+    change(&mut claims);
+    claims
+}
 pub const PARTITIONS: u16 = 4;
 /// How long `eventually` keeps trying.
 pub const PATIENCE: Duration = Duration::from_secs(15);
