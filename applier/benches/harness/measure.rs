@@ -18,17 +18,18 @@
 //! - [`Measurement::RowMix`] / [`Measurement::RowUpdate`]: the naive alternative, one prepared
 //!   `INSERT … ON CONFLICT DO UPDATE` (or `DELETE`) per row in one transaction.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::pin_mut;
 use mirror_applier::dialect::Render;
-use mirror_applier::dialect::postgres::copy::{ColumnArray, PgValue, array_type, pg_type};
+use mirror_applier::dialect::postgres::copy::{PgValue, pg_type};
 use mirror_applier::dialect::postgres::render::PgRender;
+use mirror_applier::dialect::postgres::rows::{conflict_action, delete_keys, upsert_arrays};
+use mirror_applier::plan::collapse;
 use mirror_common::value::Value;
 use mirror_common::wire::{Operation, Row};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
 use super::BenchError;
 use super::lab::{Fingerprint, Lab, Scratch};
@@ -260,71 +261,24 @@ async fn copy(
     })
 }
 
-/// Every change at once: the last operation per key, then one upsert and one delete statement
-/// (bound as arrays, as the engine does) in one transaction.
+/// Every change at once: the last operation per key, then the engine's upsert and delete
+/// statements, once each, in one transaction.
 async fn set_based(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample, BenchError> {
     let types = column_types(scratch);
     let columns = column_list(scratch)?;
     let key = &columns[0];
-    let mut last: HashMap<i64, &Row> = HashMap::new();
-    let mut order: Vec<i64> = Vec::new();
-    for row in batches.rows() {
-        let id = row_key(row)?;
-        if last.insert(id, row).is_none() {
-            order.push(id);
-        }
-    }
-    let mut upserts: Vec<&[Value]> = Vec::new();
-    let mut deletes: Vec<i64> = Vec::new();
-    for id in &order {
-        let row = last[id];
-        match row.op {
-            Operation::Insert | Operation::Update => upserts.push(&row.values),
-            Operation::Delete => deletes.push(*id),
-        }
-    }
-    let arrays: Vec<String> = types
-        .iter()
-        .enumerate()
-        .map(|(i, ty)| format!("${}::{}[]", i + 1, ty.name()))
-        .collect();
-    let sets: Vec<String> = columns[1..]
-        .iter()
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect();
-    let upsert_sql = format!(
-        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({key}) DO UPDATE SET {}",
-        scratch.table,
-        columns.join(", "),
-        arrays.join(", "),
-        sets.join(", ")
-    );
-    let delete_sql = format!(
-        "DELETE FROM {} WHERE {key} = ANY($1::bigint[])",
-        scratch.table
-    );
-    let column_arrays: Vec<ColumnArray<'_>> = (0..columns.len())
-        .map(|column| ColumnArray {
-            rows: &upserts,
-            column,
-        })
-        .collect();
-    let params: Vec<(&(dyn ToSql + Sync), Type)> = column_arrays
-        .iter()
-        .zip(&types)
-        .map(|(a, ty)| (a as &(dyn ToSql + Sync), array_type(ty)))
-        .collect();
+    // The planner's own collapse, over the whole change set at once.
+    let rows: Vec<Row> = batches.rows().cloned().collect();
+    let changes = collapse(&scratch.schema, &rows)?;
     let client = &lab.client;
     lab.settle().await?;
     let start = Instant::now();
     client.batch_execute("BEGIN").await?;
-    if !upserts.is_empty() {
-        client.execute_typed(&upsert_sql, &params).await?;
+    if !changes.upserts.is_empty() {
+        upsert_arrays(client, &scratch.table, &columns, &types, &changes.upserts).await?;
     }
-    if !deletes.is_empty() {
-        client
-            .execute_typed(&delete_sql, &[(&deletes, Type::INT8_ARRAY)])
-            .await?;
+    if !changes.deletes.is_empty() {
+        delete_keys(client, &scratch.table, key, &changes.deletes).await?;
     }
     client.batch_execute("COMMIT").await?;
     Ok(Sample {
@@ -334,34 +288,18 @@ async fn set_based(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sa
     })
 }
 
-/// A row's key (column 0, an integer as SuperOffice's primary keys are).
-fn row_key(row: &Row) -> Result<i64, BenchError> {
-    match row.values.first() {
-        Some(Value::Int(v)) => Ok(i64::from(*v)),
-        Some(Value::BigInt(v)) => Ok(*v),
-        Some(Value::SmallInt(v)) => Ok(i64::from(*v)),
-        other => Err(BenchError::Unexpected(format!(
-            "a row's key is not an integer: {other:?}"
-        ))),
-    }
-}
-
 /// One prepared statement per row (upsert, or delete by key) in one transaction.
 async fn row_by_row(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample, BenchError> {
     let types = column_types(scratch);
     let columns = column_list(scratch)?;
     let key = &columns[0];
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-    let sets: Vec<String> = columns[1..]
-        .iter()
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect();
     let upsert_sql = format!(
-        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({key}) DO UPDATE SET {}",
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({key}) {}",
         scratch.table,
         columns.join(", "),
         placeholders.join(", "),
-        sets.join(", ")
+        conflict_action(&columns)
     );
     let delete_sql = format!("DELETE FROM {} WHERE {key} = $1", scratch.table);
     let client = &lab.client;

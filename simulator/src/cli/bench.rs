@@ -62,18 +62,8 @@ pub struct BenchArgs {
     /// program's directory].
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
-    #[arg(
-        long,
-        env = "MIRROR__AMQP__URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    amqp_url: String,
-    #[arg(
-        long,
-        env = "MIRROR__DATABASE__URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    database_url: String,
+    #[command(flatten)]
+    services: super::Services,
     /// Exit non-zero when a ratio misses its target.
     #[arg(long)]
     enforce_targets: bool,
@@ -115,8 +105,8 @@ pub async fn command(args: BenchArgs, cancel: CancellationToken) -> anyhow::Resu
     };
     let environment = Environment {
         bin_dir,
-        amqp_url: args.amqp_url.clone(),
-        database_url: args.database_url.clone(),
+        amqp_url: args.services.amqp_url.clone(),
+        database_url: args.services.database_url.clone(),
         key_bits: crate::keys::KEY_BITS,
     };
     let report = bench(&environment, &args.plan(), &cancel).await?;

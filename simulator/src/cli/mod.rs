@@ -190,10 +190,9 @@ struct KeysArgs {
     bits: usize,
 }
 
+/// The RabbitMQ and PostgreSQL that in-process or spawned services use.
 #[derive(Debug, Args)]
-struct DemoArgs {
-    #[command(flatten)]
-    workload: Workload,
+struct Services {
     #[arg(
         long,
         env = "MIRROR__AMQP__URL",
@@ -206,6 +205,14 @@ struct DemoArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     database_url: String,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    workload: Workload,
+    #[command(flatten)]
+    services: Services,
     /// Partition queues of the demo's topology.
     #[arg(long, default_value_t = 4)]
     partitions: u16,
@@ -319,8 +326,8 @@ async fn demo_command(args: DemoArgs, cancel: CancellationToken) -> anyhow::Resu
     let config = DemoConfig {
         run: args.workload.config(Vec::new()),
         tenants: args.workload.tenants,
-        amqp_url: args.amqp_url,
-        database_url: args.database_url,
+        amqp_url: args.services.amqp_url,
+        database_url: args.services.database_url,
         partitions: args.partitions,
         key_bits: KEY_BITS,
         drop_mirrors: args.drop_mirrors,

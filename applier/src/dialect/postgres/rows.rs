@@ -10,6 +10,7 @@
 //!   catalog writes on every message.
 
 use mirror_common::schema::TableSchema;
+use mirror_common::value::Value;
 use tokio_postgres::Client;
 use tokio_postgres::types::{ToSql, Type};
 
@@ -77,7 +78,7 @@ pub async fn apply(
             }
         }
         Load::Merge => {
-            merge(client, &table, &column_list, &columns, &types, changes)
+            merge(client, &table, &columns, &types, changes)
                 .await
                 .map_err(|e| e.for_table(t))?;
             Ok(LoadOutcome::Applied)
@@ -89,9 +90,7 @@ async fn delete(client: &Client, table: &str, key: &str, keys: &[i64]) -> Result
     if keys.is_empty() {
         return Ok(());
     }
-    let sql = format!("DELETE FROM {table} WHERE {key} = ANY($1::bigint[])");
-    client
-        .execute_typed(&sql, &[(&keys, Type::INT8_ARRAY)])
+    delete_keys(client, table, key, keys)
         .await
         .map_err(classify)?;
     Ok(())
@@ -100,47 +99,73 @@ async fn delete(client: &Client, table: &str, key: &str, keys: &[i64]) -> Result
 async fn merge(
     client: &Client,
     table: &str,
-    column_list: &str,
     columns: &[String],
     types: &[Type],
     changes: &Changes<'_>,
 ) -> Result<(), ApplyError> {
-    let key = &columns[0];
     if !changes.upserts.is_empty() {
-        let arrays: Vec<String> = types
-            .iter()
-            .enumerate()
-            .map(|(i, ty)| format!("${}::{}[]", i + 1, ty.name()))
-            .collect();
-        let action = if columns.len() == 1 {
-            "DO NOTHING".to_owned()
-        } else {
-            let sets: Vec<String> = columns[1..]
-                .iter()
-                .map(|c| format!("{c} = EXCLUDED.{c}"))
-                .collect();
-            format!("DO UPDATE SET {}", sets.join(", "))
-        };
-        let sql = format!(
-            "INSERT INTO {table} ({column_list}) SELECT * FROM unnest({}) \
-             ON CONFLICT ({key}) {action}",
-            arrays.join(", ")
-        );
-        let arrays: Vec<ColumnArray<'_>> = (0..columns.len())
-            .map(|column| ColumnArray {
-                rows: &changes.upserts,
-                column,
-            })
-            .collect();
-        let params: Vec<(&(dyn ToSql + Sync), Type)> = arrays
-            .iter()
-            .zip(types)
-            .map(|(a, ty)| (a as &(dyn ToSql + Sync), array_type(ty)))
-            .collect();
-        client
-            .execute_typed(&sql, &params)
+        upsert_arrays(client, table, columns, types, &changes.upserts)
             .await
             .map_err(classify)?;
     }
-    delete(client, table, key, &changes.deletes).await
+    delete(client, table, &columns[0], &changes.deletes).await
+}
+
+/// `DO UPDATE SET` every column but the key (column 0) from the proposed row; `DO NOTHING` for a
+/// table that is only a key.
+pub fn conflict_action(columns: &[String]) -> String {
+    if columns.len() == 1 {
+        return "DO NOTHING".to_owned();
+    }
+    let sets: Vec<String> = columns[1..]
+        .iter()
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    format!("DO UPDATE SET {}", sets.join(", "))
+}
+
+/// One set-based upsert of `rows` into `table` (quoted, qualified): `INSERT … SELECT * FROM
+/// unnest($1, $2, …) ON CONFLICT (key) …`, each of the quoted `columns` bound as one array of its
+/// [`pg_type`]. Keys must be unique within `rows`.
+pub async fn upsert_arrays(
+    client: &Client,
+    table: &str,
+    columns: &[String],
+    types: &[Type],
+    rows: &[&[Value]],
+) -> Result<u64, tokio_postgres::Error> {
+    let placeholders: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| format!("${}::{}[]", i + 1, ty.name()))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) {}",
+        columns.join(", "),
+        placeholders.join(", "),
+        columns[0],
+        conflict_action(columns)
+    );
+    let arrays: Vec<ColumnArray<'_>> = (0..columns.len())
+        .map(|column| ColumnArray { rows, column })
+        .collect();
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = arrays
+        .iter()
+        .zip(types)
+        .map(|(a, ty)| (a as &(dyn ToSql + Sync), array_type(ty)))
+        .collect();
+    client.execute_typed(&sql, &params).await
+}
+
+/// One `DELETE … WHERE key = ANY($1)` of `keys` from `table` (a missing row is not an error).
+pub async fn delete_keys(
+    client: &Client,
+    table: &str,
+    key: &str,
+    keys: &[i64],
+) -> Result<u64, tokio_postgres::Error> {
+    let sql = format!("DELETE FROM {table} WHERE {key} = ANY($1::bigint[])");
+    client
+        .execute_typed(&sql, &[(&keys, Type::INT8_ARRAY)])
+        .await
 }
