@@ -176,11 +176,13 @@ impl Mirrors {
             "SELECT max(completed_at) FROM {}",
             qualified(tenant, suffix::CYCLES)?
         );
-        let row =
-            self.client.query_one(&sql, &[]).await.with_context(|| {
-                format!("cannot read the cycles of tenant {}", tenant.context_id)
-            })?;
-        Ok(row.get(0))
+        match self.client.query_one(&sql, &[]).await {
+            Ok(row) => Ok(row.get(0)),
+            // A mirror made by SuperOffice's own client has only the state table.
+            Err(error) if is_missing_relation(&error) => Ok(None),
+            Err(error) => Err(error)
+                .with_context(|| format!("cannot read the cycles of tenant {}", tenant.context_id)),
+        }
     }
 
     /// SuperOffice's force-resync: sets the LSN of `table` (every table when `None`) to -1 in one
@@ -271,4 +273,12 @@ fn describe(config: &tokio_postgres::Config) -> String {
         "{host}:{port}/{}",
         config.get_dbname().unwrap_or("postgres")
     )
+}
+
+/// True when `error` says a table or schema does not exist (any more).
+pub fn is_missing_relation(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    error
+        .code()
+        .is_some_and(|c| *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INVALID_SCHEMA_NAME)
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use mirror_common::config::Settings;
 use serde::Serialize;
 
-use super::mirror::{Mirrors, TableStatus};
+use super::mirror::{Mirrors, TableStatus, is_missing_relation};
 use super::output::{or_dash, table, time};
 use super::queues::Broker;
 
@@ -76,6 +76,14 @@ pub async fn run(
     Ok(())
 }
 
+/// True when `error` comes from a table or schema that no longer exists.
+fn vanished(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<tokio_postgres::Error>())
+        .any(is_missing_relation)
+}
+
 async fn gather(mirrors: &Mirrors, broker: &Broker, only: Option<&str>) -> anyhow::Result<Status> {
     let tenants = match only {
         Some(id) => vec![mirrors.known_tenant(id).await?],
@@ -83,10 +91,16 @@ async fn gather(mirrors: &Mirrors, broker: &Broker, only: Option<&str>) -> anyho
     };
     let mut statuses = Vec::with_capacity(tenants.len());
     for tenant in tenants {
+        let tables = match mirrors.tables(&tenant).await {
+            Ok(tables) => tables,
+            // Listed a moment ago and dropped since: a tenant being removed is not an error.
+            Err(error) if only.is_none() && vanished(&error) => continue,
+            Err(error) => return Err(error),
+        };
         statuses.push(TenantStatus {
             partition: broker.topology.partition_of(&tenant.context_id),
             last_cycle: mirrors.last_cycle(&tenant).await?,
-            tables: mirrors.tables(&tenant).await?,
+            tables,
             tenant: tenant.context_id,
             storage: tenant.storage,
         });
