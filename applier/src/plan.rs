@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use mirror_common::schema::{Column, ColumnType, TableSchema};
 use mirror_common::value::Value;
 use mirror_common::wire::{Operation, Row};
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApplyError;
@@ -91,8 +92,11 @@ pub fn collapse<'a>(schema: &TableSchema, rows: &'a [Row]) -> Result<Changes<'a>
         table: schema.name.clone(),
         reason,
     };
-    // key → (position of its last operation, the row)
-    let mut last: HashMap<i64, (usize, &'a Row)> = HashMap::with_capacity(rows.len());
+    // key → position of its last operation; `superseded` marks the earlier ones.
+    let mut last: FxHashMap<i64, usize> = FxHashMap::default();
+    last.reserve(rows.len());
+    let mut superseded: Vec<bool> = Vec::new();
+    let mut keys: Vec<i64> = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let width = row.values.len();
         let ok = match row.op {
@@ -108,13 +112,19 @@ pub fn collapse<'a>(schema: &TableSchema, rows: &'a [Row]) -> Result<Changes<'a>
         }
         let key = key_of(&row.values[0])
             .ok_or_else(|| bad(format!("row {i} has no integer key in column 0")))?;
-        last.insert(key, (i, row));
+        if let Some(earlier) = last.insert(key, i) {
+            if superseded.is_empty() {
+                superseded.resize(rows.len(), false);
+            }
+            superseded[earlier] = true;
+        }
+        keys.push(key);
     }
-    let mut ordered: Vec<(usize, i64, &'a Row)> =
-        last.into_iter().map(|(k, (i, r))| (i, k, r)).collect();
-    ordered.sort_unstable_by_key(|(i, _, _)| *i);
     let mut changes = Changes::default();
-    for (_, key, row) in ordered {
+    for (i, (row, key)) in rows.iter().zip(keys).enumerate() {
+        if superseded.get(i).copied().unwrap_or(false) {
+            continue;
+        }
         match row.op {
             Operation::Insert | Operation::Update => changes.upserts.push(&row.values),
             Operation::Delete => changes.deletes.push(key),

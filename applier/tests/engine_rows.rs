@@ -186,3 +186,47 @@ async fn tenants_apply_concurrently_on_separate_schemas() {
     );
     assert!(a.engine.ping().await.is_ok());
 }
+
+/// The state row and the applied id are written together with the commit, after the rows: when
+/// such a write fails, the message's rows must not be committed either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_state_write_commits_nothing_of_the_message() {
+    let h = Harness::new().await;
+    let t = simple("sale");
+    h.schema_call(std::slice::from_ref(&t)).await;
+    h.rows(&t, 10, vec![ins(1, "kept")]).await;
+    h.exec(&format!(
+        "ALTER TABLE {} ADD CONSTRAINT lsn_below_50 CHECK (lsn < 50)",
+        h.state_table()
+    ))
+    .await;
+    for load in ["direct (loading)", "merge (after a cycle)"] {
+        let env = h.envelope(rowdata(&t, 60, vec![ins(2, "lost"), del(1)]));
+        let err = h.engine.apply(&env).await.unwrap_err();
+        assert!(err.to_string().contains("lsn_below_50"), "{load}: {err}");
+        assert_eq!(
+            h.key_text("sale", "name").await,
+            vec![(1, Some("kept".into()))]
+        );
+        assert_eq!(h.state("sale").await.unwrap().0, 10, "{load}");
+        // Not recorded as applied: once the cause is gone, the same message applies.
+        h.exec(&format!(
+            "ALTER TABLE {} DROP CONSTRAINT lsn_below_50",
+            h.state_table()
+        ))
+        .await;
+        h.engine.apply(&env).await.unwrap();
+        assert_eq!(
+            h.key_text("sale", "name").await,
+            vec![(2, Some("lost".into()))]
+        );
+        // Back to the start for the second round, now merging.
+        h.rows(&t, 0, vec![ins(1, "kept"), del(2)]).await;
+        h.completed(&["sale"]).await;
+        h.exec(&format!(
+            "UPDATE {} SET lsn = 10; ALTER TABLE {0} ADD CONSTRAINT lsn_below_50 CHECK (lsn < 50)",
+            h.state_table()
+        ))
+        .await;
+    }
+}

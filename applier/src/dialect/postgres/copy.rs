@@ -203,13 +203,15 @@ pub async fn copy_rows(
     let sink = client.copy_in(copy_sql).await.map_err(classify)?;
     let writer = BinaryCopyInWriter::new(sink, types);
     pin_mut!(writer);
-    let mut params: Vec<PgValue<'_>> = Vec::with_capacity(types.len());
+    let mut values: Vec<PgValue<'_>> = Vec::with_capacity(types.len());
     for row in rows {
-        params.clear();
-        params.extend(row.iter().map(PgValue));
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        writer.as_mut().write(&refs).await.map_err(classify)?;
+        values.clear();
+        values.extend(row.iter().map(PgValue));
+        writer
+            .as_mut()
+            .write_raw(values.iter())
+            .await
+            .map_err(classify)?;
     }
     writer.finish().await.map_err(classify)
 }

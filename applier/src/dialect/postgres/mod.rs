@@ -10,6 +10,7 @@
 
 pub mod copy;
 pub mod error;
+pub mod pipeline;
 pub mod render;
 pub mod rows;
 pub mod state;

@@ -2,7 +2,8 @@
 //!
 //! - Direct (a table being reloaded): one `DELETE … = ANY($1)`, then binary `COPY` straight into
 //!   the table, inside a savepoint; a duplicate key (23505) rolls back to the savepoint and the
-//!   engine falls back to merging.
+//!   engine falls back to merging. The savepoint and the delete go out with the `COPY` (see
+//!   `pipeline`), and the savepoint's release with the transaction's next statement.
 //! - Merge: one `INSERT … SELECT * FROM unnest($1, $2, …) ON CONFLICT (key) DO UPDATE` with each
 //!   column bound as one binary array parameter, then one `DELETE … = ANY($1)`. Binding the batch
 //!   as arrays does the work of a staging table (the rows cross as binary, set-based, in one
@@ -16,6 +17,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::copy::{ColumnArray, array_type, copy_rows, pg_type};
 use super::error::classify;
+use super::pipeline::{Deferred, pipelined, sent_with};
 use crate::dialect::{Load, LoadOutcome, Render, Tenant};
 use crate::error::ApplyError;
 use crate::plan::Changes;
@@ -24,14 +26,16 @@ use super::render::PgRender;
 
 const UNIQUE_VIOLATION: &str = "23505";
 
-/// Applies `changes` to the tenant's table built from `schema`.
+/// Applies `changes` to the tenant's table built from `schema`, after sending the transaction's
+/// `pending` writes. Returns the writes to send next (they need no answer before then).
 pub async fn apply(
     client: &Client,
+    mut pending: Vec<Deferred>,
     tenant: &Tenant,
     schema: &TableSchema,
     changes: &Changes<'_>,
     load: Load,
-) -> Result<LoadOutcome, ApplyError> {
+) -> Result<(LoadOutcome, Vec<Deferred>), ApplyError> {
     let t = &schema.name;
     let r = PgRender;
     let table = r.table(tenant, t)?;
@@ -44,71 +48,56 @@ pub async fn apply(
     let column_list = columns.join(", ");
     let key = &columns[0];
     let types: Vec<Type> = schema.columns.iter().map(|c| pg_type(c.ty)).collect();
+    if changes.upserts.is_empty() {
+        // Only deletes, which cannot conflict: nothing to wait for yet.
+        pending.extend(delete(&table, key, &changes.deletes));
+        return Ok((LoadOutcome::Applied, pending));
+    }
     match load {
         Load::Direct => {
-            client
-                .batch_execute("SAVEPOINT mirror_direct")
-                .await
-                .map_err(classify)?;
-            let loaded = async {
-                delete(client, &table, key, &changes.deletes).await?;
-                if !changes.upserts.is_empty() {
-                    let copy = format!("COPY {table} ({column_list}) FROM STDIN (FORMAT binary)");
-                    copy_rows(client, &copy, &types, &changes.upserts).await?;
-                }
-                Ok::<(), ApplyError>(())
-            }
-            .await;
-            match loaded {
-                Ok(()) => {
-                    client
-                        .batch_execute("RELEASE SAVEPOINT mirror_direct")
-                        .await
-                        .map_err(|e| classify(e).for_table(t))?;
-                    Ok(LoadOutcome::Applied)
-                }
-                Err(ApplyError::Database { code, .. }) if code == UNIQUE_VIOLATION => {
-                    client
-                        .batch_execute("ROLLBACK TO SAVEPOINT mirror_direct")
-                        .await
-                        .map_err(|e| classify(e).for_table(t))?;
-                    Ok(LoadOutcome::Conflict)
-                }
+            pending.push(Deferred::new("SAVEPOINT mirror_direct"));
+            pending.extend(delete(&table, key, &changes.deletes));
+            let copy = format!("COPY {table} ({column_list}) FROM STDIN (FORMAT binary)");
+            let copy = async {
+                copy_rows(client, &copy, &types, &changes.upserts).await?;
+                Ok(())
+            };
+            let (written, copied) = sent_with(client, pending, copy).await;
+            written.map_err(|e| e.for_table(t))?;
+            match copied {
+                Ok(()) => Ok((
+                    LoadOutcome::Applied,
+                    vec![Deferred::new("RELEASE SAVEPOINT mirror_direct")],
+                )),
+                Err(ApplyError::Database { code, .. }) if code == UNIQUE_VIOLATION => Ok((
+                    LoadOutcome::Conflict,
+                    vec![Deferred::new("ROLLBACK TO SAVEPOINT mirror_direct")],
+                )),
                 Err(e) => Err(e.for_table(t)),
             }
         }
         Load::Merge => {
-            merge(client, &table, &columns, &types, changes)
+            // Keys are unique across upserts and deletes (collapsed): the order does not matter.
+            let upsert = async {
+                upsert_arrays(client, &table, &columns, &types, &changes.upserts)
+                    .await
+                    .map_err(classify)
+            };
+            pipelined(client, pending, upsert)
                 .await
                 .map_err(|e| e.for_table(t))?;
-            Ok(LoadOutcome::Applied)
+            Ok((
+                LoadOutcome::Applied,
+                delete(&table, key, &changes.deletes).into_iter().collect(),
+            ))
         }
     }
 }
 
-async fn delete(client: &Client, table: &str, key: &str, keys: &[i64]) -> Result<(), ApplyError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    delete_keys(client, table, key, keys)
-        .await
-        .map_err(classify)?;
-    Ok(())
-}
-
-async fn merge(
-    client: &Client,
-    table: &str,
-    columns: &[String],
-    types: &[Type],
-    changes: &Changes<'_>,
-) -> Result<(), ApplyError> {
-    if !changes.upserts.is_empty() {
-        upsert_arrays(client, table, columns, types, &changes.upserts)
-            .await
-            .map_err(classify)?;
-    }
-    delete(client, table, &columns[0], &changes.deletes).await
+/// The set-based delete of `keys`, when there are any.
+fn delete(table: &str, key: &str, keys: &[i64]) -> Option<Deferred> {
+    (!keys.is_empty())
+        .then(|| Deferred::new(delete_keys_sql(table, key)).bind(keys.to_vec(), Type::INT8_ARRAY))
 }
 
 /// `DO UPDATE SET` every column but the key (column 0) from the proposed row; `DO NOTHING` for a
@@ -164,8 +153,11 @@ pub async fn delete_keys(
     key: &str,
     keys: &[i64],
 ) -> Result<u64, tokio_postgres::Error> {
-    let sql = format!("DELETE FROM {table} WHERE {key} = ANY($1::bigint[])");
     client
-        .execute_typed(&sql, &[(&keys, Type::INT8_ARRAY)])
+        .execute_typed(&delete_keys_sql(table, key), &[(&keys, Type::INT8_ARRAY)])
         .await
+}
+
+fn delete_keys_sql(table: &str, key: &str) -> String {
+    format!("DELETE FROM {table} WHERE {key} = ANY($1::bigint[])")
 }

@@ -9,6 +9,7 @@ use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 use super::error::classify;
+use super::pipeline::Deferred;
 use super::render::PgRender;
 use crate::dialect::{Render, Tenant};
 use crate::error::ApplyError;
@@ -172,7 +173,7 @@ pub async fn state(
     Ok(row.as_ref().map(row_to_state))
 }
 
-pub async fn save_state(client: &Client, n: &Names, s: &TableState) -> Result<(), ApplyError> {
+pub fn save_state(n: &Names, s: &TableState) -> Result<Deferred, ApplyError> {
     let json = match &s.schema {
         Some(schema) => {
             Some(
@@ -197,28 +198,19 @@ pub async fn save_state(client: &Client, n: &Names, s: &TableState) -> Result<()
              loading = EXCLUDED.loading, updated_at = now()",
         t = n.state
     );
-    client
-        .execute_typed(
-            &sql,
-            &[
-                (&s.table, Type::TEXT),
-                (&s.lsn, Type::INT8),
-                (&s.schema_hash, Type::TEXT),
-                (&s.epoch, Type::INT8),
-                (&json, Type::TEXT),
-                (&s.quarantine, Type::TEXT),
-                (&s.loading, Type::BOOL),
-            ],
-        )
-        .await
-        .map_err(classify)?;
-    Ok(())
+    Ok(Deferred::new(sql)
+        .bind(s.table.clone(), Type::TEXT)
+        .bind(s.lsn, Type::INT8)
+        .bind(s.schema_hash.clone(), Type::TEXT)
+        .bind(s.epoch, Type::INT8)
+        .bind(json, Type::TEXT)
+        .bind(s.quarantine.clone(), Type::TEXT)
+        .bind(s.loading, Type::BOOL))
 }
 
-pub async fn delete_state(client: &Client, n: &Names, table: &str) -> Result<(), ApplyError> {
+pub fn delete_state(n: &Names, table: &str) -> Deferred {
     let sql = format!("DELETE FROM {} WHERE tablename = $1", n.state);
-    client.execute(&sql, &[&table]).await.map_err(classify)?;
-    Ok(())
+    Deferred::new(sql).bind(table.to_owned(), Type::TEXT)
 }
 
 pub async fn is_applied(client: &Client, n: &Names, id: Uuid) -> Result<bool, ApplyError> {
@@ -233,21 +225,14 @@ pub async fn is_applied(client: &Client, n: &Names, id: Uuid) -> Result<bool, Ap
     Ok(row.get(0))
 }
 
-pub async fn record_applied(
-    client: &Client,
-    n: &Names,
-    id: Uuid,
-    kind: Kind,
-) -> Result<(), ApplyError> {
+pub fn record_applied(n: &Names, id: Uuid, kind: Kind) -> Deferred {
     let sql = format!(
         "INSERT INTO {} (message_id, kind) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING",
         n.applied
     );
-    client
-        .execute_typed(&sql, &[(&id, Type::UUID), (&kind.as_str(), Type::TEXT)])
-        .await
-        .map_err(classify)?;
-    Ok(())
+    Deferred::new(sql)
+        .bind(id, Type::UUID)
+        .bind(kind.as_str(), Type::TEXT)
 }
 
 pub async fn prune(client: &Client, n: &Names, max_age: Duration) -> Result<u64, ApplyError> {
@@ -262,13 +247,7 @@ pub async fn prune(client: &Client, n: &Names, max_age: Duration) -> Result<u64,
     Ok(total)
 }
 
-pub async fn park(
-    client: &Client,
-    n: &Names,
-    id: Uuid,
-    epoch: i64,
-    batch: &RowBatch,
-) -> Result<(), ApplyError> {
+pub fn park(n: &Names, id: Uuid, epoch: i64, batch: &RowBatch) -> Result<Deferred, ApplyError> {
     let bytes = wire::encode(batch).map_err(|e| ApplyError::CorruptState {
         table: Some(batch.table.name.clone()),
         reason: e.to_string(),
@@ -277,11 +256,11 @@ pub async fn park(
         "INSERT INTO {} (tablename, epoch, message_id, batch) VALUES ($1, $2, $3, $4)",
         n.parked
     );
-    client
-        .execute(&sql, &[&batch.table.name, &epoch, &id, &bytes])
-        .await
-        .map_err(classify)?;
-    Ok(())
+    Ok(Deferred::new(sql)
+        .bind(batch.table.name.clone(), Type::TEXT)
+        .bind(epoch, Type::INT8)
+        .bind(id, Type::UUID)
+        .bind(bytes, Type::BYTEA))
 }
 
 pub async fn parked(client: &Client, n: &Names, table: &str) -> Result<Vec<RowBatch>, ApplyError> {
@@ -326,54 +305,47 @@ pub async fn failure(
     }))
 }
 
-pub async fn record_failure(
-    client: &Client,
-    n: &Names,
-    f: &FailureRecord,
-) -> Result<(), ApplyError> {
+pub fn record_failure(n: &Names, f: &FailureRecord) -> Deferred {
     let sql = format!(
         "INSERT INTO {} (message_id, tablename, epoch, reason) VALUES ($1, $2, $3, $4)
          ON CONFLICT (message_id) DO UPDATE SET tablename = EXCLUDED.tablename,
              epoch = EXCLUDED.epoch, reason = EXCLUDED.reason, failed_at = now()",
         n.failed
     );
-    client
-        .execute(&sql, &[&f.message_id, &f.table, &f.epoch, &f.reason])
-        .await
-        .map_err(classify)?;
-    Ok(())
+    Deferred::new(sql)
+        .bind(f.message_id, Type::UUID)
+        .bind(f.table.clone(), Type::TEXT)
+        .bind(f.epoch, Type::INT8)
+        .bind(f.reason.clone(), Type::TEXT)
 }
 
-pub async fn complete_cycle(
-    client: &Client,
+/// The statements recording a completed cycle, in order.
+pub fn complete_cycle(
     n: &Names,
     id: Uuid,
     summaries: &[ReplicationSummary],
-) -> Result<(), ApplyError> {
+) -> Result<[Deferred; 3], ApplyError> {
     let summary = serde_json::to_string(summaries).map_err(|e| ApplyError::CorruptState {
         table: None,
         reason: e.to_string(),
     })?;
-    let tables: Vec<&str> = summaries.iter().map(|s| s.table.as_str()).collect();
+    let tables: Vec<String> = summaries.iter().map(|s| s.table.clone()).collect();
     let insert = format!(
         "INSERT INTO {} (message_id, summary) VALUES ($1, $2::text::jsonb)",
         n.cycles
     );
-    client
-        .execute(&insert, &[&id, &summary])
-        .await
-        .map_err(classify)?;
     let end_loading = format!("UPDATE {} SET loading = false WHERE loading", n.state);
-    client.execute(&end_loading, &[]).await.map_err(classify)?;
     let touched = format!(
         "UPDATE {} SET last_cycle_at = now() WHERE tablename = ANY($1)",
         n.state
     );
-    client
-        .execute(&touched, &[&tables])
-        .await
-        .map_err(classify)?;
-    Ok(())
+    Ok([
+        Deferred::new(insert)
+            .bind(id, Type::UUID)
+            .bind(summary, Type::TEXT),
+        Deferred::new(end_loading),
+        Deferred::new(touched).bind(tables, Type::TEXT_ARRAY),
+    ])
 }
 
 pub async fn mirror_tables(client: &Client, tenant: &Tenant) -> Result<Vec<String>, ApplyError> {

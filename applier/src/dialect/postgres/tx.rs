@@ -10,6 +10,7 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::error::classify;
+use super::pipeline::{Deferred, pipelined};
 use super::rows;
 use super::state::{self as sql, Names};
 use crate::dialect::{Load, LoadOutcome, Tenant, Tx};
@@ -17,7 +18,10 @@ use crate::error::ApplyError;
 use crate::plan::Changes;
 use crate::state::{FailureRecord, TableState};
 
-/// An open transaction (`BEGIN` issued) on a connection taken from the pool.
+/// An open transaction on a connection taken from the pool.
+///
+/// Writes nothing waits on are deferred (see `pipeline`) and go out with the next awaited
+/// statement, so a write's error may surface from a later call, at the latest from `commit`.
 ///
 /// Dropped without a successful commit, the connection is detached from the pool and closed, which
 /// makes the server roll the transaction back: no connection ever returns to the pool mid-transaction
@@ -26,32 +30,43 @@ pub struct PgTx {
     conn: Option<Object>,
     tenant: Tenant,
     names: Names,
+    /// Writes not sent yet, in order.
+    pending: Vec<Deferred>,
 }
 
 impl PgTx {
-    /// Issues `BEGIN` and makes sure the tenant's schema and state tables exist.
+    /// Begins the transaction and makes sure the tenant's schema and state tables exist (one
+    /// round trip when they do).
     pub async fn begin(conn: Object, tenant: &Tenant) -> Result<PgTx, ApplyError> {
         let names = Names::new(tenant)?;
-        let tx = PgTx {
+        let mut tx = PgTx {
             conn: Some(conn),
             tenant: tenant.clone(),
             names,
+            pending: vec![Deferred::new("BEGIN")],
         };
-        tx.client()?
-            .batch_execute("BEGIN")
-            .await
-            .map_err(classify)?;
-        sql::ensure(tx.client()?, &tx.names).await?;
+        let (client, pending, names, _) = tx.parts()?;
+        pipelined(client, pending, sql::ensure(client, names)).await?;
         Ok(tx)
     }
 
-    fn client(&self) -> Result<&Client, ApplyError> {
-        self.conn
+    /// The connection, the writes to send before anything else, and the names.
+    fn parts(&mut self) -> Result<(&Client, Vec<Deferred>, &Names, &Tenant), ApplyError> {
+        let pending = std::mem::take(&mut self.pending);
+        let client = self
+            .conn
             .as_deref()
             .map(|w| &**w)
             .ok_or_else(|| ApplyError::Unavailable {
                 message: "the transaction has already ended".into(),
-            })
+            })?;
+        Ok((client, pending, &self.names, &self.tenant))
+    }
+
+    /// Queues a write (see `pipeline`).
+    fn defer(&mut self, write: Result<Deferred, ApplyError>) -> Result<(), ApplyError> {
+        self.pending.push(write?);
+        Ok(())
     }
 }
 
@@ -66,31 +81,38 @@ impl Drop for PgTx {
 #[async_trait]
 impl Tx for PgTx {
     async fn is_applied(&mut self, id: Uuid) -> Result<bool, ApplyError> {
-        sql::is_applied(self.client()?, &self.names, id).await
+        let (client, pending, names, _) = self.parts()?;
+        pipelined(client, pending, sql::is_applied(client, names, id)).await
     }
 
     async fn record_applied(&mut self, id: Uuid, kind: Kind) -> Result<(), ApplyError> {
-        sql::record_applied(self.client()?, &self.names, id, kind).await
+        let write = sql::record_applied(&self.names, id, kind);
+        self.defer(Ok(write))
     }
 
     async fn prune(&mut self, max_age: Duration) -> Result<u64, ApplyError> {
-        sql::prune(self.client()?, &self.names, max_age).await
+        let (client, pending, names, _) = self.parts()?;
+        pipelined(client, pending, sql::prune(client, names, max_age)).await
     }
 
     async fn states(&mut self) -> Result<Vec<TableState>, ApplyError> {
-        sql::states(self.client()?, &self.names).await
+        let (client, pending, names, _) = self.parts()?;
+        pipelined(client, pending, sql::states(client, names)).await
     }
 
     async fn state(&mut self, table: &str) -> Result<Option<TableState>, ApplyError> {
-        sql::state(self.client()?, &self.names, table).await
+        let (client, pending, names, _) = self.parts()?;
+        pipelined(client, pending, sql::state(client, names, table)).await
     }
 
     async fn save_state(&mut self, state: &TableState) -> Result<(), ApplyError> {
-        sql::save_state(self.client()?, &self.names, state).await
+        let write = sql::save_state(&self.names, state);
+        self.defer(write)
     }
 
     async fn delete_state(&mut self, table: &str) -> Result<(), ApplyError> {
-        sql::delete_state(self.client()?, &self.names, table).await
+        let write = sql::delete_state(&self.names, table);
+        self.defer(Ok(write))
     }
 
     async fn park(
@@ -99,23 +121,28 @@ impl Tx for PgTx {
         epoch: i64,
         batch: &RowBatch,
     ) -> Result<(), ApplyError> {
-        sql::park(self.client()?, &self.names, message_id, epoch, batch).await
+        let write = sql::park(&self.names, message_id, epoch, batch);
+        self.defer(write)
     }
 
     async fn parked(&mut self, table: &str) -> Result<Vec<RowBatch>, ApplyError> {
-        sql::parked(self.client()?, &self.names, table).await
+        let (client, pending, names, _) = self.parts()?;
+        pipelined(client, pending, sql::parked(client, names, table)).await
     }
 
     async fn discard_parked(&mut self, table: &str) -> Result<u64, ApplyError> {
-        sql::discard_parked(self.client()?, &self.names, table).await
+        let (client, pending, names, _) = self.parts()?;
+        pipelined(client, pending, sql::discard_parked(client, names, table)).await
     }
 
     async fn failure(&mut self, message_id: Uuid) -> Result<Option<FailureRecord>, ApplyError> {
-        sql::failure(self.client()?, &self.names, message_id).await
+        let (client, pending, names, _) = self.parts()?;
+        pipelined(client, pending, sql::failure(client, names, message_id)).await
     }
 
     async fn record_failure(&mut self, failure: &FailureRecord) -> Result<(), ApplyError> {
-        sql::record_failure(self.client()?, &self.names, failure).await
+        let write = sql::record_failure(&self.names, failure);
+        self.defer(Ok(write))
     }
 
     async fn complete_cycle(
@@ -123,22 +150,29 @@ impl Tx for PgTx {
         message_id: Uuid,
         summaries: &[ReplicationSummary],
     ) -> Result<(), ApplyError> {
-        sql::complete_cycle(self.client()?, &self.names, message_id, summaries).await
+        for write in sql::complete_cycle(&self.names, message_id, summaries)? {
+            self.defer(Ok(write))?;
+        }
+        Ok(())
     }
 
     async fn mirror_tables(&mut self) -> Result<Vec<String>, ApplyError> {
-        sql::mirror_tables(self.client()?, &self.tenant).await
+        let (client, pending, _, tenant) = self.parts()?;
+        pipelined(client, pending, sql::mirror_tables(client, tenant)).await
     }
 
     async fn execute(&mut self, table: &str, statements: &[String]) -> Result<(), ApplyError> {
-        let client = self.client()?;
-        for statement in statements {
-            client
-                .batch_execute(statement)
-                .await
-                .map_err(|e| classify(e).for_table(table))?;
-        }
-        Ok(())
+        let (client, pending, _, _) = self.parts()?;
+        let run = async {
+            for statement in statements {
+                client
+                    .batch_execute(statement)
+                    .await
+                    .map_err(|e| classify(e).for_table(table))?;
+            }
+            Ok(())
+        };
+        pipelined(client, pending, run).await
     }
 
     async fn apply_changes(
@@ -147,24 +181,26 @@ impl Tx for PgTx {
         changes: &Changes<'_>,
         load: Load,
     ) -> Result<LoadOutcome, ApplyError> {
-        rows::apply(self.client()?, &self.tenant, schema, changes, load).await
+        let (client, pending, _, tenant) = self.parts()?;
+        let (outcome, follow_up) =
+            rows::apply(client, pending, tenant, schema, changes, load).await?;
+        self.pending.extend(follow_up);
+        Ok(outcome)
     }
 
     async fn commit(&mut self) -> Result<(), ApplyError> {
-        self.client()?
-            .batch_execute("COMMIT")
-            .await
-            .map_err(classify)?;
+        let (client, pending, _, _) = self.parts()?;
+        let commit = async { client.batch_execute("COMMIT").await.map_err(classify) };
+        pipelined(client, pending, commit).await?;
         // Back to the pool only now, with no transaction open.
         self.conn.take();
         Ok(())
     }
 
     async fn rollback(&mut self) -> Result<(), ApplyError> {
-        self.client()?
-            .batch_execute("ROLLBACK")
-            .await
-            .map_err(classify)?;
+        // Unsent writes are simply not sent.
+        let (client, _, _, _) = self.parts()?;
+        client.batch_execute("ROLLBACK").await.map_err(classify)?;
         self.conn.take();
         Ok(())
     }
