@@ -6,101 +6,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod consumer_support;
+mod ctl_support;
 
 use std::time::Duration;
 
 use consumer_support::Harness;
+use ctl_support::{dead_letter, ids, mirrorctl};
 use futures::StreamExt;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
-use mirror_applier::dead_letter::DeadLetter;
 use mirror_applier::dialect::postgres::{PgBackend, PgOptions};
 use mirror_applier::dialect::{Backend, Tenant};
 use mirror_applier::state::TableState;
-use mirror_common::config::Settings;
 use mirror_common::topology::header;
-use mirror_common::wire::{self, Envelope, Message};
-use serde_json::Value;
+use mirror_common::wire::{self, Envelope};
 use uuid::Uuid;
-
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        assert_eq!(self.code, 0, "mirrorctl failed: {}", self.stderr);
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
-    }
-}
-
-/// Runs `mirrorctl <args>` with `settings` passed as the services get them: environment variables.
-async fn mirrorctl(settings: &Settings, args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mirrorctl"))
-        .args(args)
-        .env_remove("MIRROR_CONFIG")
-        .env("MIRROR__AMQP__URL", &settings.amqp.url)
-        .env("MIRROR__AMQP__PREFIX", &settings.amqp.prefix)
-        .env(
-            "MIRROR__AMQP__PARTITIONS",
-            settings.amqp.partitions.to_string(),
-        )
-        .env("MIRROR__AMQP__CONNECT_TIMEOUT_SECS", "5")
-        .env("MIRROR__DATABASE__URL", &settings.database.url)
-        .output()
-        .await
-        .expect("the mirrorctl binary runs");
-    Run {
-        code: output.status.code().expect("mirrorctl exits"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Dead-letters a Wipe of `table` of `tenant` as the worker would, failed in `epoch`.
-async fn dead_letter(h: &Harness, tenant: &str, table: &str, epoch: i64) -> String {
-    let envelope = Envelope {
-        id: Uuid::now_v7(),
-        tenant: tenant.to_owned(),
-        received_at_ms: chrono::Utc::now().timestamp_millis(),
-        trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
-        message: Message::Wipe {
-            table: table.to_owned(),
-        },
-    };
-    let mut original = h.properties(&envelope);
-    original = original.with_message_id(envelope.id.to_string().as_str().into());
-    let letter = DeadLetter {
-        reason: format!("{table}: refused by the mirror"),
-        attempts: 1,
-        table: Some(table.to_owned()),
-        epoch: Some(epoch),
-        partition: h.topology.partition_of(tenant),
-    };
-    letter
-        .publish(
-            &h.channel,
-            &h.topology,
-            &wire::encode(&envelope).unwrap(),
-            &original,
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("the dead letter is confirmed");
-    envelope.id.to_string()
-}
-
-fn ids(list: &Value) -> Vec<String> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 /// Gives the harness's tenant a mirror whose `contact` is quarantined in epoch 2.
 async fn quarantined_mirror(h: &Harness) {
@@ -299,14 +219,17 @@ async fn errors_name_what_is_wrong_and_exit_with_1() {
     );
 
     let mut sql_server = h.settings.clone();
-    sql_server.database.url = "mssql://sa:pw@127.0.0.1:1433/master".into();
+    sql_server.database.url = format!("mssql://sa:s3cret@127.0.0.1:{closed_port}/master");
     let run = mirrorctl(&sql_server, &["resync", "--tenant", "Cust1"]).await;
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr.contains("not supported for SQL Server yet"),
+        run.stderr.contains(&format!(
+            "cannot connect to the database at 127.0.0.1:{closed_port}"
+        )),
         "{}",
         run.stderr
     );
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
 
     let usage = mirrorctl(&h.settings, &["dlq", "replay", "--no-such-flag"]).await;
     assert_ne!(usage.code, 0);

@@ -18,6 +18,7 @@ mod mssql_support;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use mirror_applier::ctl::mirror::mssql as ctl_sql;
 use mirror_applier::dialect::mssql::bookkeeping::StateSql;
 use mirror_applier::dialect::mssql::bulk::Method;
 use mirror_applier::dialect::mssql::render::MssqlRender;
@@ -419,6 +420,65 @@ fn state_tables_and_every_bookkeeping_statement() {
         );
     }
     assert!(golden("state", &entries).is_empty());
+}
+
+#[test]
+fn mirrorctl_statements() {
+    let s = StateSql::new(&tenant()).unwrap();
+    let entries = vec![
+        entry("every database", ctl_sql::DATABASES),
+        entry(
+            "which state tables exist (@P1 = JSON array of names)",
+            ctl_sql::EXISTING_TABLES,
+        ),
+        entry("status of every table", ctl_sql::table_status(&s)),
+        entry("last cycle", ctl_sql::last_cycle(&s)),
+        entry(
+            "resync: lock the rows (@P1 = table or NULL)",
+            ctl_sql::rows_to_resync(&s),
+        ),
+        entry("resync: every table, for an error", ctl_sql::state_rows(&s)),
+        entry(
+            "resync: set the LSN (@P1 = -1, @P2 = table or NULL)",
+            ctl_sql::resync(&s),
+        ),
+    ];
+    // Values are parameters: the only literal is OBJECT_ID's type code.
+    for (label, sql) in &entries {
+        let quotes = sql.matches('\'').count();
+        assert!(
+            quotes == 0 || (sql.contains("N'U'") && quotes == 2),
+            "{label}: {sql}"
+        );
+    }
+    // Every name is the tenant's, in three parts.
+    let Statement::Query(query) = parse(&ctl_sql::last_cycle(&s)).unwrap().remove(0) else {
+        panic!("not a query");
+    };
+    let sqlparser::ast::SetExpr::Select(select) = *query.body else {
+        panic!("not a SELECT");
+    };
+    let sqlparser::ast::TableFactor::Table { name, .. } = &select.from[0].relation else {
+        panic!("not a table");
+    };
+    assert_eq!(
+        name_parts(name),
+        ["Mirror_Cust24709", "dbo", "Cust24709_mirroring_cycles"]
+    );
+    assert!(golden("mirrorctl", &entries).is_empty());
+    // A hostile database name stays one quoted name.
+    let hostile = StateSql::new(&Tenant {
+        context_id: "Cust1".into(),
+        storage: "Mirror_x]; DROP DATABASE [y]; --".into(),
+    })
+    .unwrap();
+    for sql in [
+        ctl_sql::table_status(&hostile),
+        ctl_sql::rows_to_resync(&hostile),
+        ctl_sql::resync(&hostile),
+    ] {
+        assert_eq!(parse(&sql).unwrap().len(), 1, "{sql}");
+    }
 }
 
 fn create_statement_name(sql: &str) -> Vec<String> {

@@ -8,7 +8,7 @@
 mod dlq;
 mod keys;
 mod letter;
-mod mirror;
+pub mod mirror;
 mod output;
 mod queues;
 mod resync;

@@ -7,7 +7,7 @@ use clap::Args;
 use mirror_common::config::Settings;
 use serde::Serialize;
 
-use super::mirror::{Mirrors, TableStatus, is_missing_relation};
+use super::mirror::{Mirrors, TableStatus};
 use super::output::{or_dash, table, time};
 use super::queues::Broker;
 
@@ -24,6 +24,9 @@ pub struct StatusArgs {
 /// The whole answer, as `--json` prints it.
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// What holds each tenant's mirror: `schema` (PostgreSQL) or `database` (SQL Server).
+    #[serde(skip)]
+    pub storage_kind: &'static str,
     pub tenants: Vec<TenantStatus>,
     pub partitions: Vec<PartitionStatus>,
     pub dead_letter_queue: QueueStatus,
@@ -32,7 +35,7 @@ pub struct Status {
 #[derive(Debug, Serialize)]
 pub struct TenantStatus {
     pub tenant: String,
-    /// The schema holding the mirror.
+    /// The schema (PostgreSQL) or database (SQL Server) holding the mirror.
     pub storage: String,
     pub partition: u16,
     pub last_cycle: Option<chrono::DateTime<chrono::Utc>>,
@@ -76,14 +79,6 @@ pub async fn run(
     Ok(())
 }
 
-/// True when `error` comes from a table or schema that no longer exists.
-fn vanished(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<tokio_postgres::Error>())
-        .any(is_missing_relation)
-}
-
 async fn gather(mirrors: &Mirrors, broker: &Broker, only: Option<&str>) -> anyhow::Result<Status> {
     let tenants = match only {
         Some(id) => vec![mirrors.known_tenant(id).await?],
@@ -94,7 +89,7 @@ async fn gather(mirrors: &Mirrors, broker: &Broker, only: Option<&str>) -> anyho
         let tables = match mirrors.tables(&tenant).await {
             Ok(tables) => tables,
             // Listed a moment ago and dropped since: a tenant being removed is not an error.
-            Err(error) if only.is_none() && vanished(&error) => continue,
+            Err(error) if only.is_none() && mirrors.is_missing(&error) => continue,
             Err(error) => return Err(error),
         };
         statuses.push(TenantStatus {
@@ -113,6 +108,7 @@ async fn gather(mirrors: &Mirrors, broker: &Broker, only: Option<&str>) -> anyho
         });
     }
     Ok(Status {
+        storage_kind: mirrors.storage_kind(),
         tenants: statuses,
         partitions,
         dead_letter_queue: queue_status(broker, broker.topology.dead_letter_queue()).await?,
@@ -137,8 +133,9 @@ pub fn render(status: &Status) -> String {
     }
     for tenant in &status.tenants {
         text.push_str(&format!(
-            "Tenant {} (schema {}, partition {}, last cycle {})\n",
+            "Tenant {} ({} {}, partition {}, last cycle {})\n",
             tenant.tenant,
+            status.storage_kind,
             tenant.storage,
             tenant.partition,
             time(tenant.last_cycle)
@@ -216,6 +213,7 @@ mod tests {
     fn sample() -> Status {
         let at = DateTime::from_timestamp(1_700_000_000, 0);
         Status {
+            storage_kind: "schema",
             tenants: vec![TenantStatus {
                 tenant: "Cust1".into(),
                 storage: "Mirror_Cust1".into(),
@@ -269,6 +267,14 @@ mod tests {
         );
         assert!(text.contains("0          mirror.p00  7      1\n"), "{text}");
         assert!(text.contains("dlq        mirror.dlq  -      -\n"), "{text}");
+        let on_sql_server = render(&Status {
+            storage_kind: "database",
+            ..sample()
+        });
+        assert!(
+            on_sql_server.starts_with("Tenant Cust1 (database Mirror_Cust1, partition 1,"),
+            "{on_sql_server}"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub struct Live {
     pub engine: Engine,
     pub tenant: Tenant,
     admin: Mutex<Client>,
-    settings: DatabaseSettings,
+    pub settings: DatabaseSettings,
 }
 
 impl Live {

@@ -15,7 +15,7 @@ use crate::error::ApplyError;
 use crate::state::{FailureRecord, TableState, is_reserved};
 
 /// Rows of a statement.
-async fn rows(
+pub async fn rows(
     client: &mut Client,
     sql: &str,
     params: &[&dyn ToSql],
@@ -30,7 +30,11 @@ async fn rows(
 }
 
 /// Rows affected by a statement.
-async fn exec(client: &mut Client, sql: &str, params: &[&dyn ToSql]) -> Result<u64, ApplyError> {
+pub async fn exec(
+    client: &mut Client,
+    sql: &str,
+    params: &[&dyn ToSql],
+) -> Result<u64, ApplyError> {
     Ok(client.execute(sql, params).await.map_err(classify)?.total())
 }
 
@@ -41,12 +45,14 @@ fn corrupt(table: Option<&str>, reason: String) -> ApplyError {
     }
 }
 
-fn get<'a, T: tiberius::FromSql<'a>>(row: &'a Row, i: usize) -> Result<Option<T>, ApplyError> {
+/// Column `i` of `row`, NULL as `None`.
+pub fn get<'a, T: tiberius::FromSql<'a>>(row: &'a Row, i: usize) -> Result<Option<T>, ApplyError> {
     row.try_get::<T, usize>(i)
         .map_err(|e| corrupt(None, format!("column {i}: {e}")))
 }
 
-fn required<'a, T: tiberius::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, ApplyError> {
+/// Column `i` of `row`, which must not be NULL.
+pub fn required<'a, T: tiberius::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, ApplyError> {
     get(row, i)?.ok_or_else(|| corrupt(None, format!("column {i} is NULL")))
 }
 

@@ -1,63 +1,22 @@
-//! The tenants' mirrors as `mirrorctl` sees them: their state tables (layout: `crate::state`),
-//! read and changed with plain SQL on PostgreSQL.
-//!
-//! SQL Server mirrors are refused with a clear error for now: the engine's backend abstraction
-//! covers one message's transaction in a known tenant, not listing tenants or reading the
-//! operator's columns (`quarantined_at`, `last_cycle_at`), so supporting them is its own work.
+//! The mirrors on PostgreSQL: a schema per tenant, read and changed with `tokio_postgres`.
 
-use std::time::Duration;
-
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use mirror_common::config::DatabaseSettings;
-use serde::Serialize;
 use tokio_postgres::{Client, NoTls};
 
+use super::{APPLICATION_NAME, CONNECT_TIMEOUT, Resynced, TableStatus, Template, unknown_table};
 use crate::dialect::postgres::render::PgRender;
 use crate::dialect::{Render, Tenant};
 use crate::state::{RESEND_ALL, state_table, suffix};
 
-/// How long connecting to the database may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One row of a tenant's state table, with what an operator wants next to it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TableStatus {
-    pub table: String,
-    pub lsn: i64,
-    pub epoch: i64,
-    pub quarantine: Option<String>,
-    pub quarantined_at: Option<DateTime<Utc>>,
-    /// Batches parked behind the quarantine.
-    pub parked: i64,
-    pub loading: bool,
-    pub updated_at: DateTime<Utc>,
-    pub last_cycle_at: Option<DateTime<Utc>>,
-}
-
-/// What `resync` changed (or would change) in one state row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Resynced {
-    pub table: String,
-    pub lsn_before: i64,
-    pub quarantined: bool,
-}
-
-/// A connection to the database holding the mirrors.
-pub struct Mirrors {
+/// A connection to the PostgreSQL database holding the mirrors.
+pub(super) struct PgMirrors {
     client: Client,
-    template: String,
 }
 
-impl Mirrors {
-    /// Connects to `settings.url` (PostgreSQL only, see the module documentation).
-    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Mirrors> {
-        if crate::dialect::mssql::is_mssql_url(&settings.url) {
-            bail!(
-                "MIRROR__DATABASE__URL names SQL Server: mirrorctl reads mirror state on PostgreSQL only; \
-                 this command is not supported for SQL Server yet"
-            );
-        }
+impl PgMirrors {
+    pub(super) async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgMirrors> {
         let mut config: tokio_postgres::Config = settings
             .url
             .parse()
@@ -71,7 +30,7 @@ impl Mirrors {
         }
         config
             .connect_timeout(CONNECT_TIMEOUT)
-            .application_name("mirrorctl");
+            .application_name(APPLICATION_NAME);
         let where_ = describe(&config);
         let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls))
             .await
@@ -83,28 +42,16 @@ impl Mirrors {
                 tracing::debug!(%error, "Database connection ended.");
             }
         });
-        Ok(Mirrors {
-            client,
-            template: settings.name_template.clone(),
-        })
+        Ok(PgMirrors { client })
     }
 
-    /// The tenant whose context id is `context_id`, with its storage from the name template.
-    pub fn tenant(&self, context_id: &str) -> Tenant {
-        Tenant {
-            context_id: context_id.to_owned(),
-            storage: self.template.replace("{context_id}", context_id),
-        }
-    }
-
-    /// Every tenant with a mirror: a schema named from the template holding the tenant's state
-    /// table. Sorted by context id.
-    pub async fn tenants(&self) -> anyhow::Result<Vec<Tenant>> {
+    /// Schemas named from the template holding their tenant's state table.
+    pub(super) async fn tenants(&self, template: &Template) -> anyhow::Result<Vec<Tenant>> {
         let rows = self
             .client
             .query(
                 "SELECT schemaname, tablename FROM pg_catalog.pg_tables
-                 WHERE tablename LIKE '%\\_mirroring' ORDER BY tablename",
+                 WHERE tablename LIKE '%\\_mirroring'",
                 &[],
             )
             .await
@@ -115,33 +62,13 @@ impl Mirrors {
                 let schema: String = row.get(0);
                 let table: String = row.get(1);
                 let context_id = table.strip_suffix("_mirroring")?;
-                let tenant = self.tenant(context_id);
+                let tenant = template.tenant(context_id);
                 (tenant.storage == schema).then_some(tenant)
             })
             .collect())
     }
 
-    /// The tenant `context_id`, or an error naming the tenants there are.
-    pub async fn known_tenant(&self, context_id: &str) -> anyhow::Result<Tenant> {
-        let tenants = self.tenants().await?;
-        if let Some(tenant) = tenants.iter().find(|t| t.context_id == context_id) {
-            return Ok(tenant.clone());
-        }
-        let known: Vec<&str> = tenants.iter().map(|t| t.context_id.as_str()).collect();
-        bail!(
-            "unknown tenant {context_id}: no state table {} in schema {} (known tenants: {})",
-            state_table(context_id, suffix::STATE),
-            self.tenant(context_id).storage,
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
-        )
-    }
-
-    /// The tenant's state rows, by table name.
-    pub async fn tables(&self, tenant: &Tenant) -> anyhow::Result<Vec<TableStatus>> {
+    pub(super) async fn tables(&self, tenant: &Tenant) -> anyhow::Result<Vec<TableStatus>> {
         let state = qualified(tenant, suffix::STATE)?;
         let parked = qualified(tenant, suffix::PARKED)?;
         let sql = format!(
@@ -170,26 +97,25 @@ impl Mirrors {
             .collect())
     }
 
-    /// When the tenant's last cycle completed (its ReplicationCompleted was applied).
-    pub async fn last_cycle(&self, tenant: &Tenant) -> anyhow::Result<Option<DateTime<Utc>>> {
+    pub(super) async fn last_cycle(
+        &self,
+        tenant: &Tenant,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
         let sql = format!(
             "SELECT max(completed_at) FROM {}",
             qualified(tenant, suffix::CYCLES)?
         );
         match self.client.query_one(&sql, &[]).await {
             Ok(row) => Ok(row.get(0)),
-            // A mirror made by SuperOffice's own client has only the state table.
             Err(error) if is_missing_relation(&error) => Ok(None),
             Err(error) => Err(error)
                 .with_context(|| format!("cannot read the cycles of tenant {}", tenant.context_id)),
         }
     }
 
-    /// SuperOffice's force-resync: sets the LSN of `table` (every table when `None`) to -1 in one
-    /// transaction, so the next cycle wipes and resends it. Quarantines are left as they are: the
-    /// Wipe of that cycle lifts them (and discards the parked batches) as for any quarantined
-    /// table. With `dry_run` the transaction is rolled back. Refuses a table without a state row.
-    pub async fn resync(
+    /// The rows are locked (`FOR UPDATE`) from reading to updating; the transaction rolls back
+    /// when dropped.
+    pub(super) async fn resync(
         &mut self,
         tenant: &Tenant,
         table: Option<&str>,
@@ -221,16 +147,7 @@ impl Mirrors {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            bail!(
-                "unknown table {table} of tenant {}: no row in {} (tables: {})",
-                tenant.context_id,
-                state_table(&tenant.context_id, suffix::STATE),
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            );
+            return Err(unknown_table(tenant, table, &known));
         }
         let resynced: Vec<Resynced> = rows
             .iter()
@@ -276,9 +193,17 @@ fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 /// True when `error` says a table or schema does not exist (any more).
-pub fn is_missing_relation(error: &tokio_postgres::Error) -> bool {
+fn is_missing_relation(error: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
     error
         .code()
         .is_some_and(|c| *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INVALID_SCHEMA_NAME)
+}
+
+/// [`is_missing_relation`] anywhere in `error`'s chain.
+pub(super) fn is_missing(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<tokio_postgres::Error>())
+        .any(is_missing_relation)
 }
