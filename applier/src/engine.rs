@@ -239,7 +239,8 @@ impl Engine {
         tenant: &Tenant,
         env: &Envelope,
     ) -> Result<Applied, ApplyError> {
-        if let Some(failure) = tx.failure(env.id).await? {
+        let history = tx.history(env.id).await?;
+        if let Some(failure) = history.failure {
             match judge_replay(&failure, tx.state(&failure.table).await?.as_ref()) {
                 Replay::Drain => return self.drain(tx, tenant, env, &failure).await,
                 Replay::Stale => {
@@ -253,7 +254,7 @@ impl Engine {
             tracing::warn!(tenant = %env.tenant, id = %env.id, "Dropping a message older than the id retention.");
             return duplicate(tx, env).await;
         }
-        if tx.is_applied(env.id).await? {
+        if history.applied {
             return duplicate(tx, env).await;
         }
         self.dispatch(tx, tenant, env).await

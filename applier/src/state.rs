@@ -133,6 +133,15 @@ pub struct FailureRecord {
     pub reason: String,
 }
 
+/// What a tenant's mirror remembers of one message id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// It failed permanently before (it is a replay from the dead-letter queue).
+    pub failure: Option<FailureRecord>,
+    /// It was applied before (it is a redelivery).
+    pub applied: bool,
+}
+
 /// What to do with a message that was dead-lettered before and has come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replay {

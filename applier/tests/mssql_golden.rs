@@ -396,7 +396,7 @@ fn state_tables_and_every_bookkeeping_statement() {
     entries.push(entry("save state (1: update)", update));
     entries.push(entry("save state (2: insert when missing)", insert));
     entries.push(entry("delete state", s.delete_state()));
-    entries.push(entry("is applied", s.is_applied()));
+    entries.push(entry("message history", s.history()));
     entries.push(entry("record applied", s.record_applied()));
     for (i, prune) in s.prune().into_iter().enumerate() {
         entries.push(entry(format!("prune ({})", i + 1), prune));
@@ -404,7 +404,6 @@ fn state_tables_and_every_bookkeeping_statement() {
     entries.push(entry("park", s.park()));
     entries.push(entry("parked", s.parked()));
     entries.push(entry("discard parked", s.discard_parked()));
-    entries.push(entry("failure", s.failure()));
     let [update, insert] = s.record_failure();
     entries.push(entry("record failure (1: update)", update));
     entries.push(entry("record failure (2: insert when missing)", insert));

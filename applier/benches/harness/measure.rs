@@ -15,6 +15,10 @@
 //!   one transaction, with no per-message commit and no bookkeeping. The distance between this and
 //!   [`Measurement::OurMix`] is what the engine and one transaction per message cost; the distance
 //!   between this and [`Measurement::Copy`] is what PostgreSQL's upsert costs per row.
+//! - [`Measurement::SetMixPerMessage`]: the same statement pair per RowData message, each message
+//!   collapsed beforehand and committed on its own, still without bookkeeping: the floor for
+//!   upserts under the promise of one transaction per message, as
+//!   [`Measurement::CopyPerMessage`] is for loads.
 //! - [`Measurement::RowMix`] / [`Measurement::RowUpdate`]: the naive alternative, one prepared
 //!   `INSERT … ON CONFLICT DO UPDATE` (or `DELETE`) per row in one transaction.
 
@@ -62,6 +66,7 @@ pub enum Measurement {
     Load,
     OurMix,
     SetMix,
+    SetMixPerMessage,
     RowMix,
     OurUpdate,
     RowUpdate,
@@ -79,12 +84,13 @@ pub enum Outcome {
 impl Measurement {
     /// In the order they run in each repetition (baseline and contender alternate, so a slow
     /// spell of the machine hits both).
-    pub const ALL: [Measurement; 8] = [
+    pub const ALL: [Measurement; 9] = [
         Measurement::Copy,
         Measurement::CopyPerMessage,
         Measurement::Load,
         Measurement::OurMix,
         Measurement::SetMix,
+        Measurement::SetMixPerMessage,
         Measurement::RowMix,
         Measurement::OurUpdate,
         Measurement::RowUpdate,
@@ -98,6 +104,9 @@ impl Measurement {
             Measurement::OurMix => "c) our upsert, 50/30/20 mix",
             Measurement::OurUpdate => "c) our upsert, updates only",
             Measurement::SetMix => "c') one set-based upsert, one transaction, mix",
+            Measurement::SetMixPerMessage => {
+                "c'') set-based upsert, a transaction per message, mix"
+            }
             Measurement::RowMix => "d) row-by-row, 50/30/20 mix",
             Measurement::RowUpdate => "d) row-by-row, updates only",
         }
@@ -106,7 +115,10 @@ impl Measurement {
     pub fn outcome(self) -> Outcome {
         match self {
             Measurement::Copy | Measurement::CopyPerMessage | Measurement::Load => Outcome::Loaded,
-            Measurement::OurMix | Measurement::SetMix | Measurement::RowMix => Outcome::Mixed,
+            Measurement::OurMix
+            | Measurement::SetMix
+            | Measurement::SetMixPerMessage
+            | Measurement::RowMix => Outcome::Mixed,
             Measurement::OurUpdate | Measurement::RowUpdate => Outcome::Updated,
         }
     }
@@ -164,7 +176,8 @@ impl Measurement {
             Measurement::Load | Measurement::OurMix | Measurement::OurUpdate => {
                 engine(lab, scratch, changes).await?
             }
-            Measurement::SetMix => set_based(lab, scratch, changes).await?,
+            Measurement::SetMix => set_based(lab, scratch, changes, false).await?,
+            Measurement::SetMixPerMessage => set_based(lab, scratch, changes, true).await?,
             Measurement::RowMix | Measurement::RowUpdate => {
                 row_by_row(lab, scratch, changes).await?
             }
@@ -261,29 +274,47 @@ async fn copy(
     })
 }
 
-/// Every change at once: the last operation per key, then the engine's upsert and delete
-/// statements, once each, in one transaction.
-async fn set_based(lab: &Lab, scratch: &Scratch, batches: &Batches) -> Result<Sample, BenchError> {
+/// The last operation per key, then the engine's upsert and delete statements, once each: for the
+/// whole change set in one transaction, or (`per_message`) for each RowData message in its own.
+async fn set_based(
+    lab: &Lab,
+    scratch: &Scratch,
+    batches: &Batches,
+    per_message: bool,
+) -> Result<Sample, BenchError> {
     let types = column_types(scratch);
     let columns = column_list(scratch)?;
     let key = &columns[0];
-    // The planner's own collapse, over the whole change set at once.
-    let rows: Vec<Row> = batches.rows().cloned().collect();
-    let changes = collapse(&scratch.schema, &rows)?;
+    // The planner's own collapse, done before the clock starts.
+    let transactions: Vec<Vec<Row>> = if per_message {
+        batches
+            .messages
+            .iter()
+            .map(|m| Batches::rows_of(m).cloned().collect())
+            .collect()
+    } else {
+        vec![batches.rows().cloned().collect()]
+    };
+    let changes = transactions
+        .iter()
+        .map(|rows| collapse(&scratch.schema, rows))
+        .collect::<Result<Vec<_>, _>>()?;
     let client = &lab.client;
     lab.settle().await?;
     let start = Instant::now();
-    client.batch_execute("BEGIN").await?;
-    if !changes.upserts.is_empty() {
-        upsert_arrays(client, &scratch.table, &columns, &types, &changes.upserts).await?;
+    for changes in &changes {
+        client.batch_execute("BEGIN").await?;
+        if !changes.upserts.is_empty() {
+            upsert_arrays(client, &scratch.table, &columns, &types, &changes.upserts).await?;
+        }
+        if !changes.deletes.is_empty() {
+            delete_keys(client, &scratch.table, key, &changes.deletes).await?;
+        }
+        client.batch_execute("COMMIT").await?;
     }
-    if !changes.deletes.is_empty() {
-        delete_keys(client, &scratch.table, key, &changes.deletes).await?;
-    }
-    client.batch_execute("COMMIT").await?;
     Ok(Sample {
         rows: batches.rows,
-        transactions: 1,
+        transactions: changes.len(),
         secs: start.elapsed().as_secs_f64(),
     })
 }

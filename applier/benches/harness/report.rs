@@ -58,7 +58,7 @@ pub struct Ratio {
     pub times: bool,
 }
 
-pub const RATIOS: [Ratio; 8] = [
+pub const RATIOS: [Ratio; 10] = [
     Ratio {
         name: "our load / COPY",
         numerator: Measurement::Load,
@@ -91,6 +91,20 @@ pub const RATIOS: [Ratio; 8] = [
         name: "our upsert (mix) / one set-based upsert in one transaction",
         numerator: Measurement::OurMix,
         denominator: Measurement::SetMix,
+        at_least: None,
+        times: false,
+    },
+    Ratio {
+        name: "set-based upsert, a transaction per message (mix) / COPY",
+        numerator: Measurement::SetMixPerMessage,
+        denominator: Measurement::Copy,
+        at_least: None,
+        times: false,
+    },
+    Ratio {
+        name: "our upsert (mix) / set-based upsert with a transaction per message",
+        numerator: Measurement::OurMix,
+        denominator: Measurement::SetMixPerMessage,
         at_least: None,
         times: false,
     },

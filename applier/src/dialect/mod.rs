@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::error::ApplyError;
 use crate::plan::{AlterAction, Changes};
-use crate::state::{FailureRecord, TableState};
+use crate::state::{FailureRecord, History, TableState};
 
 /// A tenant and the name of its storage (PostgreSQL schema or SQL Server database), from
 /// `database.name_template`.
@@ -129,8 +129,9 @@ pub trait Backend: Send + Sync {
 pub trait Tx: Send {
     // ---- bookkeeping: `<contextId>_mirroring*` ----
 
-    /// True when the message id was applied before.
-    async fn is_applied(&mut self, id: Uuid) -> Result<bool, ApplyError>;
+    /// Whether the message was applied before, and its failure record if it failed before: one
+    /// round trip, since every message starts with both questions.
+    async fn history(&mut self, id: Uuid) -> Result<History, ApplyError>;
     async fn record_applied(&mut self, id: Uuid, kind: Kind) -> Result<(), ApplyError>;
     /// Forgets applied ids and failure records older than `max_age`; returns how many went.
     async fn prune(&mut self, max_age: std::time::Duration) -> Result<u64, ApplyError>;
@@ -155,7 +156,6 @@ pub trait Tx: Send {
     /// Drops the table's parked batches; returns how many.
     async fn discard_parked(&mut self, table: &str) -> Result<u64, ApplyError>;
 
-    async fn failure(&mut self, message_id: Uuid) -> Result<Option<FailureRecord>, ApplyError>;
     async fn record_failure(&mut self, failure: &FailureRecord) -> Result<(), ApplyError>;
 
     /// Records a completed cycle (time, counts) and ends every table's loading phase; sets the

@@ -21,7 +21,7 @@ pub(super) async fn quarantine_one(
     reason: &str,
     apply_others: bool,
 ) -> Result<(Quarantine, u64), ApplyError> {
-    let previous = tx.failure(env.id).await?;
+    let previous = tx.history(env.id).await?.failure;
     let mut state = tx
         .state(table)
         .await?

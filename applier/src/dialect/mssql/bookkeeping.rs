@@ -148,11 +148,15 @@ impl StateSql {
         format!("DELETE FROM {} WHERE [tablename] = @P1", self.state)
     }
 
-    /// A row when message `@P1` was applied.
-    pub fn is_applied(&self) -> String {
+    /// One row: the failure record of message `@P1` (NULLs when it has none) and whether it was
+    /// applied.
+    pub fn history(&self) -> String {
         format!(
-            "SELECT TOP (1) 1 FROM {} WHERE [message_id] = @P1",
-            self.applied
+            "SELECT f.[tablename], f.[epoch], f.[reason], CAST(CASE WHEN EXISTS \
+             (SELECT 1 FROM {applied} WHERE [message_id] = @P1) THEN 1 ELSE 0 END AS bit) \
+             FROM (SELECT 1 AS [one]) AS o LEFT JOIN {failed} AS f ON f.[message_id] = @P1",
+            applied = self.applied,
+            failed = self.failed
         )
     }
 
@@ -189,13 +193,6 @@ impl StateSql {
 
     pub fn discard_parked(&self) -> String {
         format!("DELETE FROM {} WHERE [tablename] = @P1", self.parked)
-    }
-
-    pub fn failure(&self) -> String {
-        format!(
-            "SELECT [tablename], [epoch], [reason] FROM {} WHERE [message_id] = @P1",
-            self.failed
-        )
     }
 
     /// Upsert of a failure: `@P1` message id, `@P2` table, `@P3` epoch, `@P4` reason.

@@ -12,7 +12,7 @@ use super::bookkeeping::StateSql;
 use super::error::classify;
 use super::pool::Client;
 use crate::error::ApplyError;
-use crate::state::{FailureRecord, TableState, is_reserved};
+use crate::state::{FailureRecord, History, TableState, is_reserved};
 
 /// Rows of a statement.
 pub async fn rows(
@@ -173,8 +173,24 @@ pub async fn delete_state(
     Ok(())
 }
 
-pub async fn is_applied(client: &mut Client, s: &StateSql, id: Uuid) -> Result<bool, ApplyError> {
-    Ok(!rows(client, &s.is_applied(), &[&id]).await?.is_empty())
+pub async fn history(client: &mut Client, s: &StateSql, id: Uuid) -> Result<History, ApplyError> {
+    let found = rows(client, &s.history(), &[&id]).await?;
+    let row = found
+        .first()
+        .ok_or_else(|| corrupt(None, "the message history query returned no row".into()))?;
+    let failure = match get::<&str>(row, 0)? {
+        Some(table) => Some(FailureRecord {
+            message_id: id,
+            table: table.to_owned(),
+            epoch: required(row, 1)?,
+            reason: required::<&str>(row, 2)?.to_owned(),
+        }),
+        None => None,
+    };
+    Ok(History {
+        failure,
+        applied: required(row, 3)?,
+    })
 }
 
 pub async fn record_applied(
@@ -236,25 +252,6 @@ pub async fn discard_parked(
     table: &str,
 ) -> Result<u64, ApplyError> {
     exec(client, &s.discard_parked(), &[&table]).await
-}
-
-pub async fn failure(
-    client: &mut Client,
-    s: &StateSql,
-    id: Uuid,
-) -> Result<Option<FailureRecord>, ApplyError> {
-    rows(client, &s.failure(), &[&id])
-        .await?
-        .first()
-        .map(|r| {
-            Ok(FailureRecord {
-                message_id: id,
-                table: required::<&str>(r, 0)?.to_owned(),
-                epoch: required(r, 1)?,
-                reason: required::<&str>(r, 2)?.to_owned(),
-            })
-        })
-        .transpose()
 }
 
 pub async fn record_failure(

@@ -15,7 +15,7 @@ use super::statement::{BEGIN, COMMIT, ROLLBACK, Upsert};
 use crate::dialect::{Load, LoadOutcome, Tenant, Tx};
 use crate::error::ApplyError;
 use crate::plan::Changes;
-use crate::state::{FailureRecord, TableState};
+use crate::state::{FailureRecord, History, TableState};
 
 /// An open transaction (`BEGIN TRANSACTION` issued) in a tenant's database.
 ///
@@ -67,9 +67,9 @@ impl MssqlTx {
 
 #[async_trait]
 impl Tx for MssqlTx {
-    async fn is_applied(&mut self, id: Uuid) -> Result<bool, ApplyError> {
+    async fn history(&mut self, id: Uuid) -> Result<History, ApplyError> {
         let (client, s) = self.parts()?;
-        sql::is_applied(client, s, id).await
+        sql::history(client, s, id).await
     }
 
     async fn record_applied(&mut self, id: Uuid, kind: Kind) -> Result<(), ApplyError> {
@@ -120,11 +120,6 @@ impl Tx for MssqlTx {
     async fn discard_parked(&mut self, table: &str) -> Result<u64, ApplyError> {
         let (client, s) = self.parts()?;
         sql::discard_parked(client, s, table).await
-    }
-
-    async fn failure(&mut self, message_id: Uuid) -> Result<Option<FailureRecord>, ApplyError> {
-        let (client, s) = self.parts()?;
-        sql::failure(client, s, message_id).await
     }
 
     async fn record_failure(&mut self, failure: &FailureRecord) -> Result<(), ApplyError> {

@@ -13,7 +13,7 @@ use super::pipeline::Deferred;
 use super::render::PgRender;
 use crate::dialect::{Render, Tenant};
 use crate::error::ApplyError;
-use crate::state::{FailureRecord, TableState, state_table, suffix};
+use crate::state::{FailureRecord, History, TableState, state_table, suffix};
 
 /// Quoted, qualified names of one tenant's state tables.
 #[derive(Debug, Clone)]
@@ -213,16 +213,28 @@ pub fn delete_state(n: &Names, table: &str) -> Deferred {
     Deferred::new(sql).bind(table.to_owned(), Type::TEXT)
 }
 
-pub async fn is_applied(client: &Client, n: &Names, id: Uuid) -> Result<bool, ApplyError> {
+pub async fn history(client: &Client, n: &Names, id: Uuid) -> Result<History, ApplyError> {
     let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM {} WHERE message_id = $1)",
-        n.applied
+        "SELECT f.tablename, f.epoch, f.reason,
+                EXISTS (SELECT 1 FROM {applied} WHERE message_id = $1)
+         FROM (SELECT 1) AS one LEFT JOIN {failed} f ON f.message_id = $1",
+        applied = n.applied,
+        failed = n.failed
     );
     let row = client
         .query_typed_one(&sql, &[(&id, Type::UUID)])
         .await
         .map_err(classify)?;
-    Ok(row.get(0))
+    let table: Option<String> = row.get(0);
+    Ok(History {
+        failure: table.map(|table| FailureRecord {
+            message_id: id,
+            table,
+            epoch: row.get(1),
+            reason: row.get(2),
+        }),
+        applied: row.get(3),
+    })
 }
 
 pub fn record_applied(n: &Names, id: Uuid, kind: Kind) -> Deferred {
@@ -282,27 +294,6 @@ pub async fn parked(client: &Client, n: &Names, table: &str) -> Result<Vec<RowBa
 pub async fn discard_parked(client: &Client, n: &Names, table: &str) -> Result<u64, ApplyError> {
     let sql = format!("DELETE FROM {} WHERE tablename = $1", n.parked);
     client.execute(&sql, &[&table]).await.map_err(classify)
-}
-
-pub async fn failure(
-    client: &Client,
-    n: &Names,
-    id: Uuid,
-) -> Result<Option<FailureRecord>, ApplyError> {
-    let sql = format!(
-        "SELECT tablename, epoch, reason FROM {} WHERE message_id = $1",
-        n.failed
-    );
-    let row = client
-        .query_typed_opt(&sql, &[(&id, Type::UUID)])
-        .await
-        .map_err(classify)?;
-    Ok(row.map(|r| FailureRecord {
-        message_id: id,
-        table: r.get(0),
-        epoch: r.get(1),
-        reason: r.get(2),
-    }))
 }
 
 pub fn record_failure(n: &Names, f: &FailureRecord) -> Deferred {

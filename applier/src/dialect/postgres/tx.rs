@@ -16,7 +16,7 @@ use super::state::{self as sql, Names};
 use crate::dialect::{Load, LoadOutcome, Tenant, Tx};
 use crate::error::ApplyError;
 use crate::plan::Changes;
-use crate::state::{FailureRecord, TableState};
+use crate::state::{FailureRecord, History, TableState};
 
 /// An open transaction on a connection taken from the pool.
 ///
@@ -80,9 +80,9 @@ impl Drop for PgTx {
 
 #[async_trait]
 impl Tx for PgTx {
-    async fn is_applied(&mut self, id: Uuid) -> Result<bool, ApplyError> {
+    async fn history(&mut self, id: Uuid) -> Result<History, ApplyError> {
         let (client, pending, names, _) = self.parts()?;
-        pipelined(client, pending, sql::is_applied(client, names, id)).await
+        pipelined(client, pending, sql::history(client, names, id)).await
     }
 
     async fn record_applied(&mut self, id: Uuid, kind: Kind) -> Result<(), ApplyError> {
@@ -133,11 +133,6 @@ impl Tx for PgTx {
     async fn discard_parked(&mut self, table: &str) -> Result<u64, ApplyError> {
         let (client, pending, names, _) = self.parts()?;
         pipelined(client, pending, sql::discard_parked(client, names, table)).await
-    }
-
-    async fn failure(&mut self, message_id: Uuid) -> Result<Option<FailureRecord>, ApplyError> {
-        let (client, pending, names, _) = self.parts()?;
-        pipelined(client, pending, sql::failure(client, names, message_id)).await
     }
 
     async fn record_failure(&mut self, failure: &FailureRecord) -> Result<(), ApplyError> {

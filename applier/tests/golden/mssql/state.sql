@@ -34,8 +34,8 @@ INSERT INTO [Mirror_Cust24709].[dbo].[Cust24709_mirroring] ([tablename], [lsn], 
 -- delete state
 DELETE FROM [Mirror_Cust24709].[dbo].[Cust24709_mirroring] WHERE [tablename] = @P1
 
--- is applied
-SELECT TOP (1) 1 FROM [Mirror_Cust24709].[dbo].[Cust24709_mirroring_applied] WHERE [message_id] = @P1
+-- message history
+SELECT f.[tablename], f.[epoch], f.[reason], CAST(CASE WHEN EXISTS (SELECT 1 FROM [Mirror_Cust24709].[dbo].[Cust24709_mirroring_applied] WHERE [message_id] = @P1) THEN 1 ELSE 0 END AS bit) FROM (SELECT 1 AS [one]) AS o LEFT JOIN [Mirror_Cust24709].[dbo].[Cust24709_mirroring_failed] AS f ON f.[message_id] = @P1
 
 -- record applied
 INSERT INTO [Mirror_Cust24709].[dbo].[Cust24709_mirroring_applied] ([message_id], [kind]) SELECT @P1, @P2 WHERE NOT EXISTS (SELECT 1 FROM [Mirror_Cust24709].[dbo].[Cust24709_mirroring_applied] WITH (UPDLOCK, HOLDLOCK) WHERE [message_id] = @P1)
@@ -54,9 +54,6 @@ SELECT [batch] FROM [Mirror_Cust24709].[dbo].[Cust24709_mirroring_parked] WHERE 
 
 -- discard parked
 DELETE FROM [Mirror_Cust24709].[dbo].[Cust24709_mirroring_parked] WHERE [tablename] = @P1
-
--- failure
-SELECT [tablename], [epoch], [reason] FROM [Mirror_Cust24709].[dbo].[Cust24709_mirroring_failed] WHERE [message_id] = @P1
 
 -- record failure (1: update)
 UPDATE [Mirror_Cust24709].[dbo].[Cust24709_mirroring_failed] SET [tablename] = @P2, [epoch] = @P3, [reason] = @P4, [failed_at] = SYSUTCDATETIME() WHERE [message_id] = @P1
