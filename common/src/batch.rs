@@ -83,12 +83,10 @@ fn decode_batch(at: BatchIndex, raw: &RawRowBatch<'_>) -> Result<RowBatch, Batch
         .table
         .validate()
         .map_err(|error| BatchError::Schema { batch: at, error })?;
-    let rows = raw
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(index, row)| decode_row(at, &table, index, &row.operation, &row.values))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::with_capacity(raw.rows.len());
+    for (index, row) in raw.rows.iter().enumerate() {
+        rows.push(decode_row(at, &table, index, &row.operation, &row.values)?);
+    }
     Ok(RowBatch {
         table,
         lsn: raw.lsn,
@@ -133,25 +131,25 @@ fn decode_row(
             1
         }
     };
-    let values = table
-        .columns
-        .iter()
-        .zip(values)
-        .take(columns)
-        .map(|(column, raw)| {
-            value::decode(column.ty, column.nullable, raw.as_deref()).map_err(|error| {
-                BatchError::Value {
-                    batch: at,
-                    table: table.name.clone(),
-                    row,
-                    column: column.name.clone(),
-                    ty: column.ty,
-                    error,
-                }
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Row { op, values })
+    // Sized up front: collecting through `Result` would grow the vector several times per row.
+    let mut decoded = Vec::with_capacity(columns);
+    for (column, raw) in table.columns.iter().zip(values).take(columns) {
+        let value = value::decode(column.ty, column.nullable, raw.as_deref()).map_err(|error| {
+            BatchError::Value {
+                batch: at,
+                table: table.name.clone(),
+                row,
+                column: column.name.clone(),
+                ty: column.ty,
+                error,
+            }
+        })?;
+        decoded.push(value);
+    }
+    Ok(Row {
+        op,
+        values: decoded,
+    })
 }
 
 #[cfg(test)]

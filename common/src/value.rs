@@ -58,7 +58,7 @@ pub fn decode(ty: ColumnType, nullable: bool, raw: Option<&str>) -> Result<Value
     if ty.is_text() {
         return decode_text(ty, raw);
     }
-    let inner = unwrap(raw).trim();
+    let inner = trim(unwrap(raw));
     if inner.is_empty() {
         return if nullable {
             Ok(Value::Null)
@@ -152,18 +152,27 @@ fn decode_text(ty: ColumnType, raw: &str) -> Result<Value, ValueError> {
     Ok(Value::Text(raw.to_owned()))
 }
 
-/// Strips one `[TAG:…]` wrapper whose tag is letters only; returns other input unchanged.
+/// Strips one `[TAG:…]` wrapper whose tag is one to four letters; returns other input unchanged.
 fn unwrap(raw: &str) -> &str {
-    let s = raw.trim();
+    let s = trim(raw);
     if let Some(body) = s.strip_prefix('[').and_then(|b| b.strip_suffix(']'))
-        && let Some((tag, inner)) = body.split_once(':')
-        && !tag.is_empty()
-        && tag.len() <= 4
-        && tag.chars().all(|c| c.is_ascii_alphabetic())
+        && let Some(colon) = body.bytes().take(5).position(|b| b == b':')
+        && colon > 0
+        && body.as_bytes()[..colon].iter().all(u8::is_ascii_alphabetic)
     {
-        return inner;
+        return &body[colon + 1..];
     }
     s
+}
+
+/// `str::trim`, answered from the first and last bytes in the common case of nothing to trim.
+fn trim(s: &str) -> &str {
+    let solid = |b: &u8| b.is_ascii_graphic();
+    match s.as_bytes() {
+        [first, .., last] if solid(first) && solid(last) => s,
+        [only] if solid(only) => s,
+        _ => s.trim(),
+    }
 }
 
 fn parse_finite(s: &str) -> Option<f64> {
@@ -201,26 +210,34 @@ fn parse_superoffice_datetime(s: &str) -> Option<NaiveDateTime> {
     {
         return None;
     }
-    let digits = |at: usize, len: usize| -> Option<u32> {
-        b[at..at + len].iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
     let nanos = match &b[19..] {
         [] => 0,
         [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
-            let value = digits(20, fraction.len())?;
-            value * 10u32.pow(9 - fraction.len() as u32)
+            decimal(fraction)? * 10u32.pow(9 - fraction.len() as u32)
         }
         _ => return None,
     };
-    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let (hour, minute, second) = (
+        decimal(&b[11..13])?,
+        decimal(&b[14..16])?,
+        decimal(&b[17..19])?,
+    );
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let year = i32::try_from(digits(6, 4)?).ok()?;
-    NaiveDate::from_ymd_opt(year, digits(0, 2)?, digits(3, 2)?)?
+    let year = i32::try_from(decimal(&b[6..10])?).ok()?;
+    NaiveDate::from_ymd_opt(year, decimal(&b[0..2])?, decimal(&b[3..5])?)?
         .and_hms_nano_opt(hour, minute, second, nanos)
+}
+
+/// The value of ASCII decimal digits (at most nine, so it cannot overflow); `None` for anything
+/// else.
+#[inline]
+fn decimal(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &c| {
+        let digit = c.wrapping_sub(b'0');
+        (digit < 10).then(|| n * 10 + u32::from(digit))
+    })
 }
 
 /// Every accepted form, through chrono's format strings.

@@ -68,6 +68,15 @@ fn invalid_utf8_is_malformed() {
     bytes[at] = 0xFF;
     let err = parse_request(&bytes, &Limits::default()).unwrap_err();
     assert!(matches!(err, SoapError::Malformed { .. }), "{err:?}");
+    // Anywhere in the document, even where nothing is decoded.
+    let mut bytes = rowdata_with("<s:Header>", "<s:Header><!-- \u{FFFD} -->").into_bytes();
+    let at = bytes
+        .windows(3)
+        .position(|w| w == "\u{FFFD}".as_bytes())
+        .unwrap();
+    bytes[at..at + 3].copy_from_slice(&[0xC3, 0x28, 0x20]);
+    let err = parse_request(&bytes, &Limits::default()).unwrap_err();
+    assert!(matches!(err, SoapError::Malformed { .. }), "{err:?}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ pub(crate) fn parse_envelope<'a, T>(
     limits: &Limits,
     mut operation: impl FnMut(&mut XmlReader<'a>, &Element) -> Result<Option<T>, SoapError>,
 ) -> Result<(Option<String>, T), SoapError> {
-    let mut r = XmlReader::new(input, limits.max_depth);
+    let mut r = XmlReader::new(input, limits.max_depth)?;
     match walk(&mut r, &mut operation) {
         Err(error) if !error.is_unreadable() => match r.drain() {
             Err(unreadable) if unreadable.is_unreadable() => Err(unreadable),

@@ -175,7 +175,7 @@ impl Response {
     }
 }
 
-/// Most attributes one element may carry; real requests carry at most two. quick-xml checks an
+/// Most attributes one element may carry; real requests carry at most two. The reader checks an
 /// element's attributes for duplicates pairwise, so without this bound a start tag of a few
 /// megabytes would cost minutes of CPU.
 pub const MAX_ATTRIBUTES: usize = 64;
@@ -203,9 +203,11 @@ mod contract;
 mod envelope;
 mod error;
 mod name;
+mod namespaces;
 mod reader;
 mod request;
 mod response;
+mod tokens;
 mod writer;
 
 pub use client::{parse_response, render_request};

@@ -1,23 +1,22 @@
-//! A namespace-aware pull reader over one in-memory XML document, on top of quick-xml's `NsReader`.
+//! A namespace-aware pull reader over one in-memory XML document.
 //!
-//! It turns quick-xml's events into the few moves a contract parser needs — next child element,
-//! text content, skip an element — and enforces what quick-xml leaves to its caller: no DTD, no
-//! entity other than the predefined ones, a depth limit, one root element, no text outside it,
-//! XML 1.0 end-of-line normalisation, and declared namespace prefixes. Elements are identified by
-//! namespace URI and local name only; prefixes never matter.
+//! It turns the [`Tokenizer`]'s tokens into the few moves a contract parser needs — next child
+//! element, text content, skip an element — and enforces what the tokens alone do not: matching
+//! end tags, well-formed and unique attributes, declared namespace prefixes, no DTD, no entity
+//! other than the predefined ones, a depth limit, one root element, no text outside it, XML
+//! characters only and XML 1.0 end-of-line normalisation. Elements are identified by namespace
+//! URI and local name only; prefixes never matter.
 //!
-//! Text borrows from the input whenever it needed no unescaping or normalisation, which is the
-//! common case for row values.
+//! The input is checked to be UTF-8 once, as a whole; text then borrows from it whenever it needed
+//! no unescaping or normalisation, which is the common case for row values.
 
 use std::borrow::Cow;
 
-use quick_xml::NsReader;
-use quick_xml::events::{BytesCData, BytesRef, BytesStart, BytesText, Event};
-use quick_xml::name::{Namespace, ResolveResult};
-
 use super::error::{Problem, SoapError, excerpt};
 use super::name::{Element, Ns, intern};
-use super::{MAX_ATTRIBUTES, MAX_NAMESPACES, NS_XSI};
+use super::namespaces::{Namespaces, declared_prefix, split_prefix};
+use super::tokens::{Attributes, Token, Tokenizer, is_whitespace};
+use super::{MAX_ATTRIBUTES, MAX_NAMESPACES};
 
 /// Where the reader is relative to the root element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,39 +29,56 @@ enum Place {
 enum Node<'a> {
     Start(Element),
     End,
-    /// Character data, decoded only where it is used: the white space between elements is
-    /// recognised on the raw bytes and never decoded.
-    Text(BytesText<'a>),
-    CData(BytesCData<'a>),
+    /// Character data as written, checked and normalised only where it is used: the white space
+    /// between elements is recognised as it is and never decoded.
+    Text(&'a str),
+    CData(&'a str),
     Char(char),
     Eof,
 }
 
+/// An element being read: the name its end tag must repeat, and what its start tag declared.
+struct Open<'a> {
+    name: &'a str,
+    declared: usize,
+    /// The namespace bindings in scope before its start tag.
+    bindings: usize,
+}
+
 pub(crate) struct XmlReader<'a> {
-    inner: NsReader<&'a [u8]>,
-    depth: usize,
+    tokens: Tokenizer<'a>,
+    namespaces: Namespaces<'a>,
+    /// The elements being read, innermost last.
+    open: Vec<Open<'a>>,
     max_depth: usize,
     place: Place,
     /// An `<x/>` was reported as a start; its end is reported by the next read.
     pending_end: bool,
     seen_event: bool,
-    /// Namespace declarations of each open element, innermost last, and their sum.
-    declarations: Vec<usize>,
+    /// Namespace declarations of the open elements.
     in_scope: usize,
+    /// The attribute names of the start tag being read, for the duplicate check.
+    keys: Vec<&'a str>,
 }
 
 impl<'a> XmlReader<'a> {
-    pub fn new(input: &'a [u8], max_depth: usize) -> XmlReader<'a> {
-        XmlReader {
-            inner: NsReader::from_reader(input),
-            depth: 0,
+    /// A reader of `input`, which must be UTF-8 as a whole (the only encoding accepted).
+    pub fn new(input: &'a [u8], max_depth: usize) -> Result<XmlReader<'a>, SoapError> {
+        let input = std::str::from_utf8(input).map_err(|e| SoapError::Malformed {
+            position: e.valid_up_to() as u64,
+            message: format!("the document is not valid UTF-8: {e}"),
+        })?;
+        Ok(XmlReader {
+            tokens: Tokenizer::new(input),
+            namespaces: Namespaces::new(),
+            open: Vec::new(),
             max_depth,
             place: Place::Prolog,
             pending_end: false,
             seen_event: false,
-            declarations: Vec::new(),
             in_scope: 0,
-        }
+            keys: Vec::new(),
+        })
     }
 
     /// Reads the prolog and returns the root element.
@@ -83,14 +99,9 @@ impl<'a> XmlReader<'a> {
             match self.next_node()? {
                 Node::Start(el) => return Ok(Some(el)),
                 Node::End => return Ok(None),
-                Node::Text(t) if is_blank(&t) => {}
-                Node::CData(c) if is_blank(&c) => {}
-                Node::Text(t) => {
-                    let text = self.decode(t.xml10_content())?;
-                    return Err(SoapError::invalid(Problem::UnexpectedText(excerpt(&text))));
-                }
-                Node::CData(c) => {
-                    let text = self.decode(c.xml10_content())?;
+                Node::Text(t) | Node::CData(t) if is_blank(t) => {}
+                Node::Text(t) | Node::CData(t) => {
+                    let text = self.content(t)?;
                     return Err(SoapError::invalid(Problem::UnexpectedText(excerpt(&text))));
                 }
                 Node::Char(c) => {
@@ -106,8 +117,7 @@ impl<'a> XmlReader<'a> {
         let mut acc: Cow<'a, str> = Cow::Borrowed("");
         loop {
             let text = match self.next_node()? {
-                Node::Text(t) => self.decode(t.xml10_content())?,
-                Node::CData(c) => self.decode(c.xml10_content())?,
+                Node::Text(t) | Node::CData(t) => self.content(t)?,
                 Node::Char(c) => {
                     acc.to_mut().push(c);
                     continue;
@@ -143,10 +153,10 @@ impl<'a> XmlReader<'a> {
 
     /// Skips the rest of the element just started, still checking it is well-formed.
     pub fn skip(&mut self) -> Result<(), SoapError> {
-        let target = self.depth.saturating_sub(1);
+        let target = self.open.len().saturating_sub(1);
         loop {
             match self.next_node()? {
-                Node::End if self.depth == target => return Ok(()),
+                Node::End if self.open.len() == target => return Ok(()),
                 Node::Eof => return Err(self.malformed("unexpected end of the document")),
                 _ => {}
             }
@@ -176,58 +186,114 @@ impl<'a> XmlReader<'a> {
             return Ok(self.end());
         }
         loop {
-            // Only starts need their namespace: resolving end tags too would be wasted work.
-            let (e, empty) = match self.inner.read_event() {
-                Ok(Event::Start(e)) => (e, false),
-                Ok(Event::Empty(e)) => (e, true),
-                Ok(event) => {
-                    let first = !self.seen_event;
-                    self.seen_event = true;
-                    match self.other_event(event, first)? {
-                        Some(node) => return Ok(node),
-                        None => continue,
-                    }
-                }
-                Err(error) => {
-                    return Err(SoapError::Malformed {
-                        position: self.inner.error_position(),
-                        message: error.to_string(),
-                    });
-                }
-            };
+            let token = self.tokens.next()?;
+            let first = !self.seen_event;
             self.seen_event = true;
-            let ns = owned_ns(self.inner.resolve_element(e.name()).0);
-            return self.start(ns, &e, empty).map(Node::Start);
+            if let Some(node) = self.node(token, first)? {
+                return Ok(node);
+            }
         }
+    }
+
+    /// What a token means here. `None` for tokens that carry nothing (comments, PIs, the XML
+    /// declaration).
+    fn node(&mut self, token: Token<'a>, first: bool) -> Result<Option<Node<'a>>, SoapError> {
+        let inside = self.place == Place::Root;
+        let node = match token {
+            Token::Start {
+                name,
+                attributes,
+                empty,
+            } => Node::Start(self.start(name, attributes, empty)?),
+            Token::End(name) => match self.open.last() {
+                Some(open) if open.name == name => self.end(),
+                Some(open) => {
+                    let message = format!("end tag </{name}> does not match <{}>", open.name);
+                    return Err(self.malformed(&message));
+                }
+                None => return Err(self.malformed(&format!("end tag </{name}> without a start"))),
+            },
+            Token::Text(t) => {
+                if !inside {
+                    if is_blank(t) {
+                        return Ok(None);
+                    }
+                    return Err(self.malformed("text outside the root element"));
+                }
+                Node::Text(t)
+            }
+            Token::CData(c) => {
+                if !inside {
+                    return Err(self.malformed("CDATA outside the root element"));
+                }
+                Node::CData(c)
+            }
+            Token::Reference(r) => {
+                if !inside {
+                    return Err(self.malformed("a reference outside the root element"));
+                }
+                Node::Char(self.reference(r)?)
+            }
+            Token::Ignorable => return Ok(None),
+            Token::Declaration(attributes) => {
+                if !first {
+                    return Err(self.malformed("an XML declaration that is not at the start"));
+                }
+                self.encoding(attributes)?;
+                return Ok(None);
+            }
+            Token::Doctype => return Err(SoapError::Doctype),
+            Token::Eof => {
+                if self.place != Place::Epilog {
+                    return Err(self.malformed(if self.place == Place::Prolog {
+                        "the document has no root element"
+                    } else {
+                        "unexpected end of the document"
+                    }));
+                }
+                Node::Eof
+            }
+        };
+        Ok(Some(node))
     }
 
     fn start(
         &mut self,
-        ns: Result<Ns, Vec<u8>>,
-        e: &BytesStart<'_>,
+        qname: &'a str,
+        attributes: &'a str,
         empty: bool,
     ) -> Result<Element, SoapError> {
+        let bindings = self.namespaces.mark();
+        if !is_blank(attributes) {
+            self.namespaces
+                .declare(attributes)
+                .map_err(|message| self.malformed(&message))?;
+        }
         match self.place {
             Place::Prolog => self.place = Place::Root,
             Place::Root => {}
             Place::Epilog => return Err(self.malformed("a second root element")),
         }
-        if self.depth >= self.max_depth {
+        if self.open.len() >= self.max_depth {
             return Err(SoapError::TooDeep {
                 limit: self.max_depth,
             });
         }
-        self.depth += 1;
+        self.open.push(Open {
+            name: qname,
+            declared: 0,
+            bindings,
+        });
         self.pending_end = empty;
-        let ns = ns.map_err(|prefix| {
-            self.malformed(&format!(
-                "undeclared namespace prefix {:?}",
-                String::from_utf8_lossy(&prefix)
-            ))
-        })?;
-        let name = intern(e.local_name().as_ref());
-        let (nil, declared) = self.attributes(e)?;
-        self.declarations.push(declared);
+        let (ns, local) = self
+            .namespaces
+            .element(qname)
+            .map_err(|prefix| self.malformed(&format!("undeclared namespace prefix {prefix:?}")))?;
+        let name = intern(local.as_bytes());
+        let (nil, declared) = self.attributes(attributes)?;
+        if let Some(open) = self.open.last_mut() {
+            open.declared = declared;
+        }
         self.in_scope += declared;
         if self.in_scope > MAX_NAMESPACES {
             return Err(SoapError::TooManyNamespaces {
@@ -238,132 +304,77 @@ impl<'a> XmlReader<'a> {
     }
 
     fn end(&mut self) -> Node<'a> {
-        self.depth = self.depth.saturating_sub(1);
-        self.in_scope -= self.declarations.pop().unwrap_or(0);
-        if self.depth == 0 {
+        if let Some(open) = self.open.pop() {
+            self.in_scope -= open.declared;
+            self.namespaces.restore(open.bindings);
+        }
+        if self.open.is_empty() {
             self.place = Place::Epilog;
         }
         Node::End
     }
 
-    /// Everything but element starts. `None` for events that carry nothing (comments, PIs).
-    fn other_event(
-        &mut self,
-        event: Event<'a>,
-        first: bool,
-    ) -> Result<Option<Node<'a>>, SoapError> {
-        let inside = self.place == Place::Root;
-        let node = match event {
-            Event::End(_) => Some(self.end()),
-            Event::Text(t) => {
-                if !inside {
-                    if is_blank(&t) {
-                        return Ok(None);
-                    }
-                    return Err(self.malformed("text outside the root element"));
-                }
-                Some(Node::Text(t))
-            }
-            Event::CData(c) => {
-                if !inside {
-                    return Err(self.malformed("CDATA outside the root element"));
-                }
-                Some(Node::CData(c))
-            }
-            Event::GeneralRef(r) => {
-                if !inside {
-                    return Err(self.malformed("a reference outside the root element"));
-                }
-                Some(Node::Char(self.reference(&r)?))
-            }
-            Event::Comment(_) | Event::PI(_) => None,
-            Event::Decl(d) => {
-                if !first {
-                    return Err(self.malformed("an XML declaration that is not at the start"));
-                }
-                if let Some(enc) = d.encoding() {
-                    let enc = enc.map_err(|e| self.malformed(&e.to_string()))?;
-                    if !enc.eq_ignore_ascii_case(b"utf-8") {
-                        return Err(self.malformed(&format!(
-                            "unsupported encoding {:?} (only UTF-8 is accepted)",
-                            String::from_utf8_lossy(&enc)
-                        )));
-                    }
-                }
-                None
-            }
-            Event::DocType(_) => return Err(SoapError::Doctype),
-            Event::Eof => {
-                if self.place != Place::Epilog {
-                    return Err(self.malformed(if self.place == Place::Prolog {
-                        "the document has no root element"
-                    } else {
-                        "unexpected end of the document"
-                    }));
-                }
-                Some(Node::Eof)
-            }
-            Event::Start(_) | Event::Empty(_) => None,
-        };
-        Ok(node)
-    }
-
     /// Resolves `&…;`: the five predefined entities and character references of legal characters.
     /// Nothing else exists without a DTD, and DTDs are refused.
-    fn reference(&self, r: &BytesRef<'_>) -> Result<char, SoapError> {
-        if r.is_char_ref() {
-            return match r.resolve_char_ref() {
-                Ok(Some(c)) if is_xml_char(c) => Ok(c),
-                _ => Err(self.malformed(&format!(
-                    "invalid character reference &{};",
-                    String::from_utf8_lossy(r)
-                ))),
+    fn reference(&self, name: &str) -> Result<char, SoapError> {
+        if let Some(number) = name.strip_prefix('#') {
+            return match char_reference(number) {
+                Some(c) if is_xml_char(c) => Ok(c),
+                _ => Err(self.malformed(&format!("invalid character reference &{name};"))),
             };
         }
-        let name: &[u8] = r;
-        match name {
-            b"lt" => Ok('<'),
-            b"gt" => Ok('>'),
-            b"amp" => Ok('&'),
-            b"apos" => Ok('\''),
-            b"quot" => Ok('"'),
-            other => Err(SoapError::UnknownEntity(excerpt(&String::from_utf8_lossy(
-                other,
-            )))),
+        predefined_entity(name).ok_or_else(|| SoapError::UnknownEntity(excerpt(name)))
+    }
+
+    /// Checks the `encoding` of the XML declaration: only UTF-8 is accepted.
+    fn encoding(&self, attributes: &str) -> Result<(), SoapError> {
+        for attribute in Attributes::new(attributes) {
+            let (key, value) = attribute.map_err(|message| self.malformed(message))?;
+            if key == "encoding" {
+                if !value.eq_ignore_ascii_case("utf-8") {
+                    return Err(self.malformed(&format!(
+                        "unsupported encoding {value:?} (only UTF-8 is accepted)"
+                    )));
+                }
+                return Ok(());
+            }
         }
+        Ok(())
     }
 
     /// Reads `xsi:nil` (by namespace, any prefix), checks every attribute is well-formed and
-    /// counts the namespace declarations. Refuses more than [`MAX_ATTRIBUTES`] before the
-    /// duplicate check, which is pairwise, gets expensive.
-    fn attributes(&self, e: &BytesStart<'_>) -> Result<(bool, usize), SoapError> {
+    /// unique, and counts the namespace declarations. Refuses more than [`MAX_ATTRIBUTES`] before
+    /// the duplicate check, which is pairwise, gets expensive.
+    fn attributes(&mut self, attributes: &'a str) -> Result<(bool, usize), SoapError> {
+        if is_blank(attributes) {
+            return Ok((false, 0));
+        }
+        self.keys.clear();
         let mut nil = false;
         let mut declared = 0;
-        for (i, attr) in e.attributes().enumerate() {
+        for (i, attribute) in Attributes::new(attributes).enumerate() {
             if i == MAX_ATTRIBUTES {
                 return Err(SoapError::TooManyAttributes {
                     limit: MAX_ATTRIBUTES,
                 });
             }
-            let attr = attr.map_err(|err| self.malformed(&format!("bad attribute: {err}")))?;
-            if attr.key.as_namespace_binding().is_some() {
+            let (key, value) = attribute
+                .map_err(|message| self.malformed(&format!("bad attribute: {message}")))?;
+            if self.keys.contains(&key) {
+                return Err(self.malformed(&format!("attribute {key:?} appears twice")));
+            }
+            self.keys.push(key);
+            if declared_prefix(key).is_some() {
                 declared += 1;
                 continue;
             }
-            if attr.key.local_name().as_ref() != b"nil" {
+            let local = split_prefix(key).map_or(key, |(_, local)| local);
+            if local != "nil" || self.namespaces.attribute(key) != Some(&Ns::Xsi) {
                 continue;
             }
-            let (ResolveResult::Bound(Namespace(uri)), _) = self.inner.resolve_attribute(attr.key)
-            else {
-                continue;
-            };
-            if uri != NS_XSI.as_bytes() {
-                continue;
-            }
-            let value = attr
-                .decode_and_unescape_value(self.inner.decoder())
-                .map_err(|err| self.malformed(&format!("bad attribute value: {err}")))?;
-            nil = match value.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
+            let value = unescape(value)
+                .map_err(|message| self.malformed(&format!("bad attribute value: {message}")))?;
+            nil = match value.trim_matches(is_whitespace) {
                 "true" | "1" => true,
                 "false" | "0" => false,
                 other => {
@@ -377,55 +388,102 @@ impl<'a> XmlReader<'a> {
         Ok((nil, declared))
     }
 
-    /// Text as UTF-8 of XML characters only: quick-xml checks neither, and a NUL or other control
-    /// character let through would be refused later by the mirror's database instead of now.
-    fn decode<E: std::fmt::Display>(
-        &self,
-        decoded: Result<Cow<'a, str>, E>,
-    ) -> Result<Cow<'a, str>, SoapError> {
-        let text = decoded.map_err(|e| self.malformed(&format!("text is not valid UTF-8: {e}")))?;
-        match first_non_xml_char(&text) {
-            Some(c) => Err(self.malformed(&format!(
+    /// The text of a text or CDATA node: XML characters only, with XML 1.0 end-of-line
+    /// normalisation. A NUL or other control character let through would be refused later by the
+    /// mirror's database instead of now.
+    fn content(&self, text: &'a str) -> Result<Cow<'a, str>, SoapError> {
+        if !needs_checking(text.as_bytes()) {
+            return Ok(Cow::Borrowed(text));
+        }
+        if let Some(c) = text.chars().find(|c| !is_xml_char(*c)) {
+            return Err(self.malformed(&format!(
                 "character U+{:04X} is not allowed in XML",
                 u32::from(c)
-            ))),
-            None => Ok(text),
+            )));
         }
+        if text.contains('\r') {
+            return Ok(Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n")));
+        }
+        Ok(Cow::Borrowed(text))
     }
 
     fn malformed(&self, message: &str) -> SoapError {
         SoapError::Malformed {
-            position: self.inner.buffer_position(),
+            position: self.tokens.position(),
             message: message.to_owned(),
         }
     }
 }
 
 /// Literal XML white space only (character references do not count: they are text).
-fn is_blank(raw: &[u8]) -> bool {
-    raw.iter()
+fn is_blank(raw: &str) -> bool {
+    raw.bytes()
         .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
-fn owned_ns(resolved: ResolveResult<'_>) -> Result<Ns, Vec<u8>> {
-    match resolved {
-        ResolveResult::Unbound => Ok(Ns::None),
-        ResolveResult::Bound(Namespace(uri)) => Ok(Ns::from_uri(uri)),
-        ResolveResult::Unknown(prefix) => Err(prefix),
+/// Whether text may hold a character XML 1.0 does not allow or a `\r` to normalise: only C0
+/// controls and U+FFFE/U+FFFF (which start with 0xEF in UTF-8) can be outside `Char` in a `str`.
+/// Whole blocks are looked at without stopping early, so they are checked as vectors.
+fn needs_checking(bytes: &[u8]) -> bool {
+    let suspect = |b: u8| (b < 0x20 && b != b'\t' && b != b'\n') | (b == 0xEF);
+    let (blocks, rest) = bytes.as_chunks::<16>();
+    blocks
+        .iter()
+        .any(|block| block.iter().fold(false, |found, &b| found | suspect(b)))
+        || rest.iter().any(|&b| suspect(b))
+}
+
+/// The character of a character reference's `number` (after `&#`): decimal, or hexadecimal after
+/// a lowercase `x`, without sign. `None` for U+0000 and for what is no character.
+fn char_reference(number: &str) -> Option<char> {
+    let (digits, radix) = match number.strip_prefix('x') {
+        Some(hex) => (hex, 16),
+        None => (number, 10),
+    };
+    if digits.starts_with(['+', '-']) {
+        return None;
+    }
+    let code = u32::from_str_radix(digits, radix).ok()?;
+    char::from_u32(code).filter(|&c| c != '\0')
+}
+
+fn predefined_entity(name: &str) -> Option<char> {
+    match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "apos" => Some('\''),
+        "quot" => Some('"'),
+        _ => None,
     }
 }
 
-/// The first character of `text` that XML 1.0 does not allow. The bytes are looked at first: only
-/// C0 controls and U+FFFE/U+FFFF (which start with 0xEF in UTF-8) can be outside `Char` in a `str`.
-fn first_non_xml_char(text: &str) -> Option<char> {
-    let suspect = text
-        .bytes()
-        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || b == 0xEF);
-    if suspect {
-        text.chars().find(|c| !is_xml_char(*c))
-    } else {
-        None
+/// An attribute value with its references resolved (the predefined entities and character
+/// references; unlike in text, any character but U+0000 may be referenced).
+fn unescape(raw: &str) -> Result<Cow<'_, str>, String> {
+    let Some(first) = raw.find('&') else {
+        return Ok(Cow::Borrowed(raw));
+    };
+    let mut out = String::with_capacity(raw.len());
+    out.push_str(&raw[..first]);
+    let mut rest = &raw[first..];
+    while let Some(reference) = rest.strip_prefix('&') {
+        let end = reference
+            .find(['&', ';'])
+            .filter(|&end| reference.as_bytes()[end] == b';')
+            .ok_or_else(|| format!("unterminated reference in {raw:?}"))?;
+        let name = &reference[..end];
+        let c = match name.strip_prefix('#') {
+            Some(number) => char_reference(number),
+            None => predefined_entity(name),
+        };
+        out.push(c.ok_or_else(|| format!("unknown or invalid reference &{name};"))?);
+        rest = &reference[end + 1..];
+        let text_len = rest.find('&').unwrap_or(rest.len());
+        out.push_str(&rest[..text_len]);
+        rest = &rest[text_len..];
     }
+    Ok(Cow::Owned(out))
 }
 
 /// XML 1.0 `Char`: what a character reference may denote.
@@ -438,7 +496,7 @@ mod tests {
     use super::*;
 
     fn reader(xml: &str) -> XmlReader<'_> {
-        XmlReader::new(xml.as_bytes(), 8)
+        XmlReader::new(xml.as_bytes(), 8).unwrap()
     }
 
     #[test]
