@@ -187,15 +187,7 @@ fn datetime_values() -> Vec<String> {
 
 /// chrono's format strings in the order the codec tries them, for the baseline.
 fn chrono_datetime(s: &str) -> Option<chrono::NaiveDateTime> {
-    const FORMATS: [&str; 6] = [
-        "%m/%d/%Y %H:%M:%S%.f",
-        "%m/%d/%Y %H:%M:%S",
-        "%m/%d/%Y",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d",
-    ];
-    FORMATS
+    mirror_common::value::DATETIME_FORMATS
         .iter()
         .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
 }

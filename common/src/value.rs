@@ -240,17 +240,20 @@ fn decimal(digits: &[u8]) -> Option<u32> {
     })
 }
 
+/// Every accepted datetime form as chrono format strings, in the order they are tried (a date-only
+/// form gives midnight).
+pub const DATETIME_FORMATS: [&str; 6] = [
+    "%m/%d/%Y %H:%M:%S%.f",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d",
+];
+
 /// Every accepted form, through chrono's format strings.
 fn parse_datetime_with_formats(s: &str) -> Option<NaiveDateTime> {
-    const FORMATS: [&str; 6] = [
-        "%m/%d/%Y %H:%M:%S%.f",
-        "%m/%d/%Y %H:%M:%S",
-        "%m/%d/%Y",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d",
-    ];
-    FORMATS.iter().find_map(|f| {
+    DATETIME_FORMATS.iter().find_map(|f| {
         NaiveDateTime::parse_from_str(s, f).ok().or_else(|| {
             NaiveDate::parse_from_str(s, f)
                 .ok()

@@ -30,7 +30,6 @@ use mirror_applier::dialect::postgres::copy::{PgValue, pg_type};
 use mirror_applier::dialect::postgres::render::PgRender;
 use mirror_applier::dialect::postgres::rows::{conflict_action, delete_keys, upsert_arrays};
 use mirror_applier::plan::collapse;
-use mirror_common::value::Value;
 use mirror_common::wire::{Operation, Row};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
@@ -234,15 +233,7 @@ async fn copy(
         column_list(scratch)?.join(", ")
     );
     let client = &lab.client;
-    let transactions: Vec<Vec<&[Value]>> = if per_message {
-        batches
-            .messages
-            .iter()
-            .map(|m| Batches::rows_of(m).map(|r| r.values.as_slice()).collect())
-            .collect()
-    } else {
-        vec![batches.rows().map(|r| r.values.as_slice()).collect()]
-    };
+    let transactions = batches.transactions(per_message);
     lab.settle().await?;
     let start = Instant::now();
     let mut copied = 0;
@@ -251,10 +242,10 @@ async fn copy(
         let sink = client.copy_in(&sql).await?;
         let writer = BinaryCopyInWriter::new(sink, &types);
         pin_mut!(writer);
-        for values in rows {
+        for row in rows {
             writer
                 .as_mut()
-                .write_raw(values.iter().map(PgValue))
+                .write_raw(row.values.iter().map(PgValue))
                 .await?;
         }
         copied += writer.finish().await?;
@@ -286,15 +277,11 @@ async fn set_based(
     let columns = column_list(scratch)?;
     let key = &columns[0];
     // The planner's own collapse, done before the clock starts.
-    let transactions: Vec<Vec<Row>> = if per_message {
-        batches
-            .messages
-            .iter()
-            .map(|m| Batches::rows_of(m).cloned().collect())
-            .collect()
-    } else {
-        vec![batches.rows().cloned().collect()]
-    };
+    let transactions: Vec<Vec<Row>> = batches
+        .transactions(per_message)
+        .into_iter()
+        .map(|rows| rows.into_iter().cloned().collect())
+        .collect();
     let changes = transactions
         .iter()
         .map(|rows| collapse(&scratch.schema, rows))

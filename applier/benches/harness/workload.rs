@@ -74,6 +74,18 @@ impl Batches {
         self.messages.iter().flat_map(Batches::rows_of)
     }
 
+    /// The rows grouped by transaction: every row in one, or (`per_message`) one per message.
+    pub fn transactions(&self, per_message: bool) -> Vec<Vec<&Row>> {
+        if per_message {
+            self.messages
+                .iter()
+                .map(|m| Batches::rows_of(m).collect())
+                .collect()
+        } else {
+            vec![self.rows().collect()]
+        }
+    }
+
     /// The rows of one message.
     pub fn rows_of(message: &Message) -> impl Iterator<Item = &Row> {
         let batches: &[RowBatch] = match message {
