@@ -326,19 +326,15 @@ impl Value {
     pub fn encode(&self) -> Option<String> {
         Some(match self {
             Value::Null => return None,
-            Value::Int(v) => format!("[I:{v}]"),
-            Value::SmallInt(v) => format!("[S:{v}]"),
-            Value::TinyInt(v) => format!("[S:{v}]"),
-            Value::BigInt(v) => format!("[L:{v}]"),
-            Value::Bit(v) => format!("[I:{}]", u8::from(*v)),
+            Value::Int(v) => tagged_integer("[I:", *v),
+            Value::SmallInt(v) => tagged_integer("[S:", *v),
+            Value::TinyInt(v) => tagged_integer("[S:", *v),
+            Value::BigInt(v) => tagged_integer("[L:", *v),
+            Value::Bit(v) => tagged_integer("[I:", u8::from(*v)),
             Value::Float(v) => format!("[F:{v:?}]"),
             Value::Real(v) => format!("[F:{v:?}]"),
-            Value::DateTime(v) => format!(
-                "[DT:{}.{:07}]",
-                v.format("%m/%d/%Y %H:%M:%S"),
-                v.and_utc().timestamp_subsec_nanos() / 100
-            ),
-            Value::Date(v) => format!("[DT:{} 00:00:00.0000000]", v.format("%m/%d/%Y")),
+            Value::DateTime(v) => encode_datetime(*v),
+            Value::Date(v) => encode_datetime(v.and_hms_opt(0, 0, 0).unwrap_or_default()),
             Value::Text(v) => v.clone(),
             Value::Binary(v) => format!(
                 "[B:{}]",
@@ -347,6 +343,57 @@ impl Value {
             Value::Uuid(v) => format!("[G:{v}]"),
             Value::Decimal(v) => format!("[D:{v}]"),
         })
+    }
+}
+
+fn tagged_integer(tag: &str, n: impl itoa::Integer) -> String {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(n);
+    let mut out = String::with_capacity(tag.len() + digits.len() + 1);
+    out.push_str(tag);
+    out.push_str(digits);
+    out.push(']');
+    out
+}
+
+/// `[DT:MM/dd/yyyy HH:mm:ss.fffffff]`, the one shape SuperOffice sends.
+fn encode_datetime(v: NaiveDateTime) -> String {
+    use chrono::{Datelike as _, Timelike as _};
+    let year = v.year();
+    if !(0..=9999).contains(&year) || v.nanosecond() >= 1_000_000_000 {
+        // Outside SQL Server's range, or a leap second: never decoded from the wire, written as
+        // chrono writes them.
+        return format!(
+            "[DT:{}.{:07}]",
+            v.format("%m/%d/%Y %H:%M:%S"),
+            v.and_utc().timestamp_subsec_nanos() / 100
+        );
+    }
+    let mut out = String::with_capacity(32);
+    out.push_str("[DT:");
+    push_padded(&mut out, v.month(), 2);
+    out.push('/');
+    push_padded(&mut out, v.day(), 2);
+    out.push('/');
+    push_padded(&mut out, year.unsigned_abs(), 4);
+    out.push(' ');
+    push_padded(&mut out, v.hour(), 2);
+    out.push(':');
+    push_padded(&mut out, v.minute(), 2);
+    out.push(':');
+    push_padded(&mut out, v.second(), 2);
+    out.push('.');
+    push_padded(&mut out, v.nanosecond() / 100, 7);
+    out.push(']');
+    out
+}
+
+/// `n` in decimal, left-padded with zeros to `width` digits (`n` has at most `width` digits).
+fn push_padded(out: &mut String, n: u32, width: u32) {
+    let mut divisor = 10u32.pow(width - 1);
+    while divisor > 0 {
+        out.push(char::from_digit(n / divisor % 10, 10).unwrap_or('0'));
+        divisor /= 10;
     }
 }
 
@@ -376,6 +423,41 @@ mod tests {
 
     fn dt(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap()
+    }
+
+    #[test]
+    fn datetimes_encode_as_chrono_formats_them() {
+        let chrono_shape = |v: NaiveDateTime| {
+            format!(
+                "[DT:{}.{:07}]",
+                v.format("%m/%d/%Y %H:%M:%S"),
+                v.and_utc().timestamp_subsec_nanos() / 100
+            )
+        };
+        for v in [
+            "0001-01-01 00:00:00",
+            "1760-01-01 00:00:00",
+            "2021-03-04 05:06:07.1234567",
+            "2021-12-31 23:59:59.9999999",
+            "9999-12-31 23:59:59.9999999",
+        ]
+        .map(dt)
+        .into_iter()
+        .chain(NaiveDate::from_ymd_opt(12_000, 1, 1).and_then(|d| d.and_hms_opt(1, 2, 3)))
+        {
+            assert_eq!(Value::DateTime(v).encode(), Some(chrono_shape(v)), "{v}");
+        }
+        let date = NaiveDate::from_ymd_opt(1760, 1, 1).unwrap();
+        assert_eq!(
+            Value::Date(date).encode().as_deref(),
+            Some("[DT:01/01/1760 00:00:00.0000000]")
+        );
+        assert_eq!(Value::Int(-135).encode().as_deref(), Some("[I:-135]"));
+        assert_eq!(
+            Value::BigInt(i64::MIN).encode(),
+            Some(format!("[L:{}]", i64::MIN))
+        );
+        assert_eq!(Value::Bit(true).encode().as_deref(), Some("[I:1]"));
     }
 
     #[test]

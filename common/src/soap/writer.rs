@@ -8,12 +8,25 @@
 use super::reader::is_xml_char;
 use super::{NS_ARRAYS, NS_CONTRACT, NS_ENVELOPE, NS_MIRRORING, NS_XSI};
 
+/// Bytes that never need a second look when escaping: everything but `&`, `<`, `>`, the C0
+/// controls other than TAB and LF, and 0xEF (the lead byte of U+FFFE and U+FFFF).
+const PLAIN: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b == b'\t' as usize || b == b'\n' as usize;
+        b += 1;
+    }
+    table[b'&' as usize] = false;
+    table[b'<' as usize] = false;
+    table[b'>' as usize] = false;
+    table[0xEF] = false;
+    table
+};
+
 /// Appends `text` escaped for element content.
 pub(crate) fn escape_into(out: &mut String, text: &str) {
-    let plain = text.bytes().all(|b| {
-        b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | 0xEF) || matches!(b, b'\t' | b'\n')
-    });
-    if plain {
+    if text.bytes().all(|b| PLAIN[usize::from(b)]) {
         out.push_str(text);
         return;
     }
@@ -166,8 +179,12 @@ mod tests {
             escaped("a\u{0}b\u{1B}c\u{FFFF}"),
             "a\u{FFFD}b\u{FFFD}c\u{FFFD}"
         );
-        // U+FFxx characters that are legal stay as they are.
-        assert_eq!(escaped("\u{FF21}\u{FFFD}"), "\u{FF21}\u{FFFD}");
+        assert_eq!(escaped("\u{FFFE}\u{7F}"), "\u{FFFD}\u{7F}");
+        // Legal characters sharing U+FFFE's lead byte (0xEF) stay as they are.
+        assert_eq!(
+            escaped("\u{F000}\u{FF21}\u{FFFD}"),
+            "\u{F000}\u{FF21}\u{FFFD}"
+        );
     }
 
     #[test]

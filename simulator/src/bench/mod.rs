@@ -159,10 +159,12 @@ impl BenchReport {
         if let Some(r) = &self.receiver {
             let _ = writeln!(
                 out,
-                "Receiver: {} RowData calls of {} bytes on average; parse + decode of one call: {:.1} ms.\n",
+                "Receiver: {} RowData calls of {} bytes on average; parse + decode of one call: {:.1} ms; \
+                 reading it with quick-xml alone: {:.1} ms.\n",
                 r.calls,
                 thousands(r.mean_call_bytes),
-                r.decode_ms
+                r.decode_ms,
+                r.read_ms
             );
             let mut t = Table::new(&[
                 "concurrency",
@@ -297,6 +299,13 @@ impl BenchReport {
                     "added p99 acknowledgement, c=1",
                     level.ours.quantile_ms(0.99) - level.raw.quantile_ms(0.99),
                     RECEIVER_MAX_ADDED_P99_MS,
+                ));
+                let publish_ms = level.raw.quantile_ms(0.5);
+                ratios.push(Ratio::info(
+                    "receiver",
+                    "ceiling of receiver / raw publish for any receiver that reads its input: \
+                     publish / (publish + quick-xml read), c=1",
+                    percent(publish_ms / (publish_ms + r.read_ms).max(f64::EPSILON)),
                 ));
                 ratios.push(Ratio::at_most(
                     "receiver",

@@ -91,6 +91,9 @@ pub struct ReceiverResult {
     /// Mean CPU time of parsing + decoding one call in this process (what the receiver adds
     /// before publishing).
     pub decode_ms: f64,
+    /// Mean time of merely reading one call with quick-xml (every event, nothing resolved,
+    /// checked or kept): less than any receiver that reads its input must spend on it.
+    pub read_ms: f64,
     pub levels: Vec<Level>,
     pub receiver_memory: Option<Memory>,
 }
@@ -108,7 +111,7 @@ pub async fn measure(
 ) -> Result<ReceiverResult, BenchError> {
     let tenant = format!("{}T1", deployment.prefix.replace('-', ""));
     let batches = rows_for(&tenant, seed, plan.calls, plan.call_bytes)?;
-    let (prepared, decode_ms) = prepare(deployment, &tenant, batches)?;
+    let (prepared, cost) = prepare(deployment, &tenant, batches)?;
     let mut receiver = deployment.start_receiver().await?;
     let result = async {
         let url = deployment.url(&receiver)?;
@@ -171,7 +174,8 @@ pub async fn measure(
         Ok(ReceiverResult {
             calls: plan.calls,
             mean_call_bytes,
-            decode_ms,
+            decode_ms: cost.decode_ms,
+            read_ms: cost.read_ms,
             levels,
             receiver_memory: receiver.memory(),
         })
@@ -202,7 +206,7 @@ fn rows_for(
             table.everything().filter_map(|change| {
                 table
                     .row(change.key)
-                    .map(|values| WireRow::from_values(change.op, &values))
+                    .map(|values| WireRow::from_values(change.op, values))
             })
         };
         let batch = |rows: Vec<WireRow>| RawRowBatch {
@@ -239,15 +243,22 @@ fn rows_for(
     Ok(out)
 }
 
-/// The envelopes the receiver would publish, and the mean time to parse and decode a call.
+/// Mean times per call, in this process, of what a receiver must do before publishing.
+struct ReadCost {
+    decode_ms: f64,
+    read_ms: f64,
+}
+
+/// The envelopes the receiver would publish, and what reading and decoding a call costs.
 fn prepare(
     deployment: &Deployment,
     tenant: &str,
     batches: Vec<RawRowBatch<'static>>,
-) -> Result<(Vec<Prepared>, f64), BenchError> {
+) -> Result<(Vec<Prepared>, ReadCost), BenchError> {
     let limits = Limits::default();
     let credentials = deployment.keys.credentials(BENCH_CLIENT_ID);
     let mut decode = Duration::ZERO;
+    let mut read = Duration::ZERO;
     let mut prepared = Vec::with_capacity(batches.len());
     for batch in batches {
         let token = credentials
@@ -255,6 +266,10 @@ fn prepare(
             .issue(tenant, BENCH_CLIENT_ID, Utc::now())
             .token;
         let body = render_request(&token, &row_data(&token, batch.clone()));
+        let started = Instant::now();
+        let events = xml_events(body.as_bytes())?;
+        read += started.elapsed();
+        std::hint::black_box(events);
         let started = Instant::now();
         let request = parse_request(body.as_bytes(), &limits)?;
         let RequestBody::RowData { batches } = request.body else {
@@ -275,8 +290,30 @@ fn prepare(
             payload: wire::encode(&envelope)?,
         });
     }
-    let mean_ms = decode.as_secs_f64() * 1000.0 / prepared.len().max(1) as f64;
-    Ok((prepared, mean_ms))
+    let mean_ms = |total: Duration| total.as_secs_f64() * 1000.0 / prepared.len().max(1) as f64;
+    let cost = ReadCost {
+        decode_ms: mean_ms(decode),
+        read_ms: mean_ms(read),
+    };
+    Ok((prepared, cost))
+}
+
+/// Walks every event of `body` with quick-xml's plain reader: the least a receiver that reads its
+/// input can do.
+fn xml_events(body: &[u8]) -> Result<usize, BenchError> {
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut events = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => return Ok(events),
+            Ok(_) => events += 1,
+            Err(e) => {
+                return Err(BenchError::Failed(format!(
+                    "a rendered call is not XML: {e}"
+                )));
+            }
+        }
+    }
 }
 
 fn row_data(token: &str, batch: RawRowBatch<'static>) -> Request<'static> {

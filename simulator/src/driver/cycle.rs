@@ -320,7 +320,7 @@ impl Cycle<'_> {
             Operation::Delete => Some(WireRow::delete(change.key, columns, shape)),
             op => table
                 .row(change.key)
-                .map(|values| WireRow::from_values(op, &values)),
+                .map(|values| WireRow::from_values(op, values)),
         });
         let mut batches = Batches::new(rows, self.options.batch_bytes).peekable();
         if batches.peek().is_none() && since.is_some() {

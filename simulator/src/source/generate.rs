@@ -219,6 +219,10 @@ fn text(rng: &mut Rng, name: &str, long: bool) -> String {
 /// splitting a character.
 pub fn fit(s: String, max: Option<usize>) -> String {
     let Some(max) = max else { return s };
+    // A character never takes more UTF-16 units than UTF-8 bytes.
+    if s.len() <= max {
+        return s;
+    }
     let mut units = 0;
     for (i, c) in s.char_indices() {
         units += c.len_utf16();
