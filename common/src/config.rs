@@ -57,6 +57,10 @@ pub struct HttpSettings {
     /// Longest a client may take to send one request body, in seconds. A slow or stalled body
     /// holds a call slot, so this bounds how long a slow sender can keep one from valid calls.
     pub body_timeout_secs: u64,
+    /// Longest a client may take to send a request's headers, in seconds, from when the
+    /// connection is ready for them (idle kept-alive connections included): a client that opens
+    /// connections and never finishes a request cannot hold them open.
+    pub header_timeout_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -68,6 +72,7 @@ impl Default for HttpSettings {
             max_concurrent_calls: 64,
             max_xml_depth: 32,
             body_timeout_secs: 120,
+            header_timeout_secs: 30,
         }
     }
 }
@@ -75,6 +80,10 @@ impl Default for HttpSettings {
 impl HttpSettings {
     pub fn body_timeout(&self) -> Duration {
         Duration::from_secs(self.body_timeout_secs)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
     }
 }
 
@@ -317,6 +326,12 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if self.http.header_timeout_secs == 0 {
+            return Err(invalid(
+                "MIRROR__HTTP__HEADER_TIMEOUT_SECS",
+                "must be at least 1",
+            ));
+        }
         if self.database.pool_size == 0 {
             return Err(invalid("MIRROR__DATABASE__POOL_SIZE", "must be at least 1"));
         }
@@ -399,6 +414,7 @@ mod tests {
         assert_eq!(s.database.name_template, "Mirror_{context_id}");
         assert_eq!(s.metrics.listen, "127.0.0.1:9090");
         assert_eq!(s.http.body_limit_bytes, 64 * 1024 * 1024);
+        assert_eq!(s.http.header_timeout(), Duration::from_secs(30));
         assert_eq!(s.amqp.schema_reply_timeout_secs, 45);
         assert_eq!(s.amqp.member_heartbeat(), Duration::from_secs(1));
         assert_eq!(s.amqp.membership_timeout(), Duration::from_secs(5));
@@ -447,6 +463,13 @@ mod tests {
         );
         let err = Settings::load(None, env(&[("MIRROR__AMQP__PARTITIONS", "many")])).unwrap_err();
         assert!(err.to_string().contains("partitions"), "{err}");
+        let err =
+            Settings::load(None, env(&[("MIRROR__HTTP__HEADER_TIMEOUT_SECS", "0")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("MIRROR__HTTP__HEADER_TIMEOUT_SECS"),
+            "{err}"
+        );
         let err = Settings::load(None, env(&[("MIRROR__AUTH__ENVIRONMENT", "moon")])).unwrap_err();
         assert!(err.to_string().contains("moon"), "{err}");
         let err =

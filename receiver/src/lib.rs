@@ -11,6 +11,7 @@ pub mod handler;
 pub mod health;
 pub mod metrics;
 pub mod publisher;
+pub mod serve;
 pub mod startup;
 pub mod state;
 

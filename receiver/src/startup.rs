@@ -22,6 +22,7 @@ use crate::backlog::BacklogCheck;
 use crate::broker::Broker;
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
+use crate::serve::serve;
 use crate::state::{AppState, Clock, Shared, system_clock};
 use crate::{handler, health};
 
@@ -79,6 +80,7 @@ pub struct Application {
     router: Router,
     state: AppState,
     drain: Duration,
+    header_timeout: Duration,
 }
 
 impl Application {
@@ -130,6 +132,7 @@ impl Application {
             router,
             state,
             drain,
+            header_timeout: settings.http.header_timeout(),
         })
     }
 
@@ -149,32 +152,30 @@ impl Application {
 
     /// Serves until `shutdown`, then stops accepting, lets in-flight calls finish (bounded by
     /// their own timeouts plus a margin) and closes the broker connection.
-    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+    pub async fn run(self, shutdown: CancellationToken) {
         let Application {
             listener,
             address,
             router,
             state,
             drain,
+            header_timeout,
         } = self;
         let broker_stop = CancellationToken::new();
         let supervisor = tokio::spawn(state.broker.clone().supervise(broker_stop.clone()));
         tracing::info!(%address, "Receiver listening.");
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future();
+        let server = serve(listener, router, header_timeout, shutdown.clone());
         let deadline = async {
             shutdown.cancelled().await;
             tracing::info!("Shutting down: finishing in-flight calls.");
             tokio::time::sleep(drain).await;
         };
-        let result = tokio::select! {
-            result = server => result,
+        tokio::select! {
+            () = server => {}
             () = deadline => {
                 tracing::warn!("In-flight calls did not finish in time; stopping anyway.");
-                Ok(())
             }
-        };
+        }
         broker_stop.cancel();
         if tokio::time::timeout(BROKER_STOP_TIMEOUT, supervisor)
             .await
@@ -183,7 +184,6 @@ impl Application {
             tracing::warn!("The message broker supervisor did not stop in time.");
         }
         tracing::info!("Receiver stopped.");
-        result
     }
 }
 

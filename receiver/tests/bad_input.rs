@@ -375,3 +375,58 @@ async fn bad_content_is_refused_with_a_precise_message() {
     assert_eq!(reply.outcome(), (true, String::new()));
     app.stop().await;
 }
+
+/// Reads from `stream` until the receiver closes it; returns what it sent before closing.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let closing = async {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), closing)
+        .await
+        .expect("the receiver closes a connection whose headers stall");
+    received
+}
+
+#[tokio::test]
+async fn connections_whose_headers_stall_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn(|s| s.http.header_timeout_secs = 1).await;
+    app.wait_ready().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+
+    // Half a request head, then nothing.
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {address}\r\nContent-Ty",
+        app.path
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    // A connection that never sends a byte.
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    for (what, stream) in [("stalled", &mut stalled), ("silent", &mut silent)] {
+        let answer = String::from_utf8_lossy(&until_closed(stream).await).into_owned();
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{what}: {answer}"
+        );
+    }
+    // A kept-alive connection is answered, then closed once it idles past the deadline.
+    let mut kept = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    kept.write_all(request.as_bytes()).await.unwrap();
+    let answer = String::from_utf8_lossy(&until_closed(&mut kept).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    app.assert_queues_empty().await;
+    let reply = app.call(TENANT, valid_rows()).await;
+    assert_eq!(reply.outcome(), (true, String::new()));
+    app.stop().await;
+}

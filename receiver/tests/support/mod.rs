@@ -154,7 +154,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Option<TestClock>,
     shutdown: CancellationToken,
-    server: Option<JoinHandle<std::io::Result<()>>>,
+    server: Option<JoinHandle<()>>,
     dir: PathBuf,
     amqp: tokio::sync::OnceCell<Connection>,
 }
@@ -371,7 +371,6 @@ impl TestApp {
             tokio::time::timeout(Duration::from_secs(30), server)
                 .await
                 .expect("the receiver stops")
-                .unwrap()
                 .unwrap();
         }
         if let Some(connection) = self.amqp.get() {
