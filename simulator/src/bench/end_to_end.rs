@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use mirror_common::shutdown::CancellationToken;
 
 use super::BenchError;
-use super::rss::Memory;
+use super::rss::{Memory, cpu_seconds, machine_cpu_seconds};
 use super::services::{BENCH_CLIENT_ID, Deployment, Service, send_signal};
 use crate::driver::{CycleOptions, CycleReport, CycleStatus, Endpoint, Observer, RunConfig, run};
 use crate::scenario::{Churn, Step};
@@ -54,6 +54,65 @@ pub struct Phase {
     pub verified_secs: f64,
     pub clean: bool,
     pub memory: Vec<(String, Option<Memory>)>,
+    /// Where the CPU went while the cycles ran (load, incremental, idle cycles).
+    pub cpu: Option<CpuUse>,
+}
+
+/// CPU seconds spent by each part while the cycles of a phase ran, over `wall_secs`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuUse {
+    pub wall_secs: f64,
+    /// This process: it plays SuperOffice (generates rows, renders and signs every call).
+    pub simulator: f64,
+    pub receiver: f64,
+    pub workers: f64,
+    /// Every core of the machine, busy for anyone.
+    pub machine: f64,
+}
+
+impl CpuUse {
+    /// The machine's busy time not spent in our processes: PostgreSQL, RabbitMQ, anything else.
+    pub fn rest(&self) -> f64 {
+        (self.machine - self.simulator - self.receiver - self.workers).max(0.0)
+    }
+
+    /// CPU seconds as cores busy on average.
+    pub fn cores(&self, seconds: f64) -> f64 {
+        seconds / self.wall_secs.max(f64::EPSILON)
+    }
+}
+
+/// The counters [`CpuUse`] is the difference of.
+#[derive(Debug, Clone, Copy)]
+struct CpuSnapshot {
+    at: Instant,
+    simulator: f64,
+    receiver: f64,
+    workers: f64,
+    machine: f64,
+}
+
+impl CpuSnapshot {
+    fn take(pipeline: &Pipeline) -> Option<CpuSnapshot> {
+        let of = |service: &Service| service.pid().and_then(cpu_seconds);
+        Some(CpuSnapshot {
+            at: Instant::now(),
+            simulator: cpu_seconds(std::process::id())?,
+            receiver: of(&pipeline.receiver)?,
+            workers: pipeline.appliers.iter().map(of).sum::<Option<f64>>()?,
+            machine: machine_cpu_seconds()?,
+        })
+    }
+
+    fn since(self, start: CpuSnapshot) -> CpuUse {
+        CpuUse {
+            wall_secs: self.at.duration_since(start.at).as_secs_f64(),
+            simulator: self.simulator - start.simulator,
+            receiver: self.receiver - start.receiver,
+            workers: self.workers - start.workers,
+            machine: self.machine - start.machine,
+        }
+    }
 }
 
 impl Phase {
@@ -220,7 +279,11 @@ async fn phase(
         let clock = Arc::new(Clock::new(None));
         let script = vec![Step::Initial, Step::Idle, Step::Changes];
         let config = run_config(plan, pipeline.tenants.clone(), script);
+        let before = CpuSnapshot::take(&pipeline);
         let runs = run(pipeline.endpoint()?, &config, clock.clone(), cancel.clone()).await?;
+        let cpu = before
+            .zip(CpuSnapshot::take(&pipeline))
+            .map(|(before, after)| after.since(before));
         check_settled(&runs)?;
         let memory = pipeline.memory();
         let verify_started = Instant::now();
@@ -255,6 +318,7 @@ async fn phase(
                 .as_secs_f64(),
             clean,
             memory,
+            cpu,
         })
     }
     .await;

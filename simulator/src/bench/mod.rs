@@ -245,6 +245,34 @@ impl BenchReport {
             }
             out.push_str(&t.render());
             out.push('\n');
+            if e.phases.iter().any(|p| p.cpu.is_some()) {
+                out.push_str(
+                    "Cores busy on average while the cycles ran (CPU seconds / wall seconds):\n\n",
+                );
+                let mut t = Table::new(&[
+                    "phase",
+                    "#wall s",
+                    "#simulator",
+                    "#receiver",
+                    "#worker(s)",
+                    "#PostgreSQL, RabbitMQ, rest",
+                    "#machine",
+                ]);
+                for p in &e.phases {
+                    let Some(cpu) = p.cpu else { continue };
+                    t.push(vec![
+                        format!("pipeline, {} worker(s)", p.workers),
+                        format!("{:.1}", cpu.wall_secs),
+                        format!("{:.2}", cpu.cores(cpu.simulator)),
+                        format!("{:.2}", cpu.cores(cpu.receiver)),
+                        format!("{:.2}", cpu.cores(cpu.workers)),
+                        format!("{:.2}", cpu.cores(cpu.rest())),
+                        format!("{:.2}", cpu.cores(cpu.machine)),
+                    ]);
+                }
+                out.push_str(&t.render());
+                out.push('\n');
+            }
         }
         let mut t = Table::new(&["process", "#peak RSS MiB"]);
         for (name, memory) in self.memory() {

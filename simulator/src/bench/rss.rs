@@ -1,6 +1,6 @@
 //! Resident memory of a process from `/proc/<pid>/status`: `VmHWM` (the peak since it started)
-//! and `VmRSS` (now); and its CPU time from `/proc/<pid>/stat`. Linux only; elsewhere nothing is
-//! reported.
+//! and `VmRSS` (now); its CPU time from `/proc/<pid>/stat`, and the whole machine's from
+//! `/proc/stat`. Linux only; elsewhere nothing is reported.
 
 /// One process's resident memory, in KiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,27 @@ impl Memory {
 /// User + system CPU seconds process `pid` has used so far.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     parse_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// CPU seconds the whole machine has spent busy so far (every core; idle and I/O wait excluded).
+pub fn machine_cpu_seconds() -> Option<f64> {
+    parse_machine_cpu(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// The busy ticks of `/proc/stat`'s `cpu` line: user, nice, system, irq, softirq and steal.
+fn parse_machine_cpu(stat: &str) -> Option<f64> {
+    const TICKS_PER_SEC: f64 = 100.0;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| ticks.get(i).copied().unwrap_or(0))
+        .sum::<u64>();
+    Some(busy as f64 / TICKS_PER_SEC)
 }
 
 /// `utime` + `stime` (fields 14 and 15, in clock ticks of 1/100 s on Linux) from a `stat` line.
@@ -77,6 +98,13 @@ mod tests {
         let stat = "4242 (tokio rt) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 3 0";
         assert_eq!(parse_cpu(stat), Some(3.8));
         assert!(cpu_seconds(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn reads_the_machine_busy_time_without_idle_and_io_wait() {
+        let stat = "cpu  100 20 30 5000 700 4 6 1 0 0\ncpu0 50 10 15 2500 350 2 3 0 0 0\n";
+        assert_eq!(parse_machine_cpu(stat), Some(1.61));
+        assert!(machine_cpu_seconds().is_some());
     }
 
     #[test]
