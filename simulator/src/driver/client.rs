@@ -1,6 +1,7 @@
 //! One SOAP call over HTTP, the way the Mirroring Task makes it: a fresh token per call, the
 //! quoted `SOAPAction` header, `text/xml; charset=utf-8`, and a bounded wait for the answer.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,14 @@ pub struct Endpoint {
     http: reqwest::Client,
     credentials: Arc<Credentials>,
     timeout: Duration,
+}
+
+/// A call signed and rendered, ready to send.
+#[derive(Debug)]
+pub struct Prepared {
+    op: Operation,
+    xml: String,
+    nonce: String,
 }
 
 /// A call's answer with what the cycle needs beside it.
@@ -85,6 +94,12 @@ impl Endpoint {
     /// Sends one call for `tenant` with a freshly issued token and parses the answer. An answer
     /// with `IsSuccessful=false` is returned as is: the cycle decides what it means.
     pub async fn call(&self, tenant: &str, body: RequestBody<'_>) -> Result<Answer, DriverError> {
+        self.send(self.prepare(tenant, body)).await
+    }
+
+    /// Signs a fresh token for `tenant` and renders the call: the CPU work of a call, which a
+    /// sender can do for its next call while the current one is in flight.
+    pub fn prepare(&self, tenant: &str, body: RequestBody<'_>) -> Prepared {
         let op = body.operation();
         let issued = self
             .credentials
@@ -95,50 +110,64 @@ impl Endpoint {
             client_state: String::new(),
             body,
         };
-        let xml = render_request(&issued.token, &request);
-        drop(request);
+        Prepared {
+            op,
+            xml: render_request(&issued.token, &request),
+            nonce: issued.nonce,
+        }
+    }
+
+    /// Sends a prepared call and parses the answer. The future owns all it needs, so it can run
+    /// as a task of its own.
+    pub fn send(
+        &self,
+        prepared: Prepared,
+    ) -> impl Future<Output = Result<Answer, DriverError>> + Send + 'static {
+        let Prepared { op, xml, nonce } = prepared;
         let request_bytes = xml.len();
-        let started = Instant::now();
-        let sent = self
+        let pending = self
             .http
             .post(&self.url)
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("SOAPAction", format!("\"{}\"", op.soap_action()))
             .body(xml)
-            .send()
-            .await
-            .map_err(|e| self.http_error(op, e))?;
-        let status = sent.status();
-        let bytes = sent.bytes().await.map_err(|e| self.http_error(op, e))?;
-        let elapsed = started.elapsed();
-        let parsed = parse_response(&bytes, &Limits::default());
-        if !status.is_success() {
-            let detail = match parsed {
-                Err(mirror_common::soap::SoapError::Fault { message, .. }) => message,
-                _ => snippet(&bytes),
-            };
-            return Err(DriverError::Status {
+            .send();
+        let errors = self.clone();
+        async move {
+            let started = Instant::now();
+            let sent = pending.await.map_err(|e| errors.http_error(op, e))?;
+            let status = sent.status();
+            let bytes = sent.bytes().await.map_err(|e| errors.http_error(op, e))?;
+            let elapsed = started.elapsed();
+            let parsed = parse_response(&bytes, &Limits::default());
+            if !status.is_success() {
+                let detail = match parsed {
+                    Err(mirror_common::soap::SoapError::Fault { message, .. }) => message,
+                    _ => snippet(&bytes),
+                };
+                return Err(DriverError::Status {
+                    op: op.name(),
+                    status: status.as_u16(),
+                    detail,
+                });
+            }
+            let response = parsed.map_err(|source| DriverError::Soap {
                 op: op.name(),
-                status: status.as_u16(),
-                detail,
-            });
+                source,
+            })?;
+            if response.operation() != op {
+                return Err(DriverError::WrongResponse {
+                    op: op.name(),
+                    got: response.operation().name(),
+                });
+            }
+            Ok(Answer {
+                response,
+                nonce,
+                request_bytes,
+                elapsed,
+            })
         }
-        let response = parsed.map_err(|source| DriverError::Soap {
-            op: op.name(),
-            source,
-        })?;
-        if response.operation() != op {
-            return Err(DriverError::WrongResponse {
-                op: op.name(),
-                got: response.operation().name(),
-            });
-        }
-        Ok(Answer {
-            response,
-            nonce: issued.nonce,
-            request_bytes,
-            elapsed,
-        })
     }
 
     fn http_error(&self, op: Operation, error: reqwest::Error) -> DriverError {

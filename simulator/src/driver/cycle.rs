@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use mirror_common::schema::RawTableSchema;
 use mirror_common::shutdown::CancellationToken;
 use mirror_common::soap::{RawRowBatch, RequestBody, Response};
 use mirror_common::wire::{Operation, ReplicationSummary};
 
-use super::batch::{Batches, DeleteShape, WireRow};
-use super::client::{Answer, Endpoint};
+use super::batch::{Batch, Batches, DeleteShape, WireRow};
+use super::client::{Answer, Endpoint, Prepared};
 use super::{DriverError, Observer};
 use crate::scenario::Step;
 use crate::source::{Source, Table};
@@ -242,9 +243,13 @@ impl Cycle<'_> {
             answer = self.endpoint.call(self.source.tenant(), body) => answer?,
             () = self.cancel.cancelled() => return Err(DriverError::Cancelled),
         };
+        self.count(&answer);
+        Ok(answer)
+    }
+
+    fn count(&mut self, answer: &Answer) {
         self.report.calls += 1;
         self.report.request_bytes += answer.request_bytes as u64;
-        Ok(answer)
     }
 
     /// False when the partner asked to skip this cycle.
@@ -328,27 +333,35 @@ impl Cycle<'_> {
             return Ok(());
         }
         let schema = table.schema();
+        let lsn_of = |last: bool| if last { current } else { intermediate };
+        // A wiped table with no rows still gets one empty final call carrying the LSN.
+        let mut next =
+            RowCall::prepare(self.endpoint, self.source, &schema, batches.next(), lsn_of);
         loop {
-            // A wiped table with no rows still gets one empty final call carrying the LSN.
-            let batch = batches.next();
-            let last = batch.as_ref().is_none_or(|b| b.last);
-            let (rows, bytes) = batch.map_or((Vec::new(), 0), |b| (b.rows, b.bytes));
-            let mut counts = [0u64; 3];
-            for row in &rows {
-                counts[match row.op {
-                    Operation::Insert => 0,
-                    Operation::Update => 1,
-                    Operation::Delete => 2,
-                }] += 1;
+            let RowCall {
+                prepared,
+                counts,
+                bytes,
+                last,
+            } = next;
+            if self.cancel.is_cancelled() {
+                return Err(DriverError::Cancelled);
             }
-            let raw = RawRowBatch {
-                table: schema.clone(),
-                lsn: if last { current } else { intermediate },
-                rows: rows.into_iter().map(WireRow::into_raw).collect(),
+            // The call goes out as a task of its own while this one renders the next call, as a
+            // sender whose own work is not the bottleneck would: still one call in flight.
+            let mut in_flight = tokio::spawn(self.endpoint.send(prepared));
+            tokio::task::yield_now().await;
+            let following = (!last).then(|| {
+                RowCall::prepare(self.endpoint, self.source, &schema, batches.next(), lsn_of)
+            });
+            let answer = tokio::select! {
+                joined = &mut in_flight => joined.map_err(|e| DriverError::Task(e.to_string()))??,
+                () = self.cancel.cancelled() => {
+                    in_flight.abort();
+                    return Err(DriverError::Cancelled);
+                }
             };
-            let answer = self
-                .call(RequestBody::RowData { batches: vec![raw] })
-                .await?;
+            self.count(&answer);
             succeeded(&answer)?;
             if let Some(entry) = self.report.tables.last_mut() {
                 entry.inserts += counts[0];
@@ -362,11 +375,54 @@ impl Cycle<'_> {
             if self.options.abort_after_row_calls == Some(self.row_calls) {
                 return Err(DriverError::AbortedOnPurpose(self.row_calls));
             }
-            if last {
-                return Ok(());
+            match following {
+                Some(call) => next = call,
+                None => return Ok(()),
             }
-            // Generating and rendering a call is CPU work: let other tenants run in between.
-            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// One RowData call of a table, rendered, with what the cycle reports of it.
+struct RowCall {
+    prepared: Prepared,
+    counts: [u64; 3],
+    bytes: usize,
+    last: bool,
+}
+
+impl RowCall {
+    /// The call carrying `batch` (no batch: the table's empty final call), its LSN chosen by
+    /// whether it is the table's last.
+    fn prepare(
+        endpoint: &Endpoint,
+        source: &Source,
+        schema: &RawTableSchema,
+        batch: Option<Batch>,
+        lsn_of: impl Fn(bool) -> i64,
+    ) -> RowCall {
+        let last = batch.as_ref().is_none_or(|b| b.last);
+        let (rows, bytes) = batch.map_or((Vec::new(), 0), |b| (b.rows, b.bytes));
+        let mut counts = [0u64; 3];
+        for row in &rows {
+            counts[match row.op {
+                Operation::Insert => 0,
+                Operation::Update => 1,
+                Operation::Delete => 2,
+            }] += 1;
+        }
+        let raw = RawRowBatch {
+            table: schema.clone(),
+            lsn: lsn_of(last),
+            rows: rows.into_iter().map(WireRow::into_raw).collect(),
+        };
+        let prepared =
+            endpoint.prepare(source.tenant(), RequestBody::RowData { batches: vec![raw] });
+        RowCall {
+            prepared,
+            counts,
+            bytes,
+            last,
         }
     }
 }

@@ -53,6 +53,8 @@ pub enum DriverError {
     AbortedOnPurpose(usize),
     #[error("stopped: shutdown requested")]
     Cancelled,
+    #[error("a call's task ended abnormally: {0}")]
+    Task(String),
     #[error(transparent)]
     Source(#[from] SourceError),
 }
