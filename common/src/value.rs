@@ -5,7 +5,7 @@
 //! brackets: a text column may legitimately hold `[I:1]`. Unwrapped numbers are accepted too.
 
 use base64::Engine as _;
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -334,7 +334,7 @@ impl Value {
             Value::Float(v) => format!("[F:{v:?}]"),
             Value::Real(v) => format!("[F:{v:?}]"),
             Value::DateTime(v) => encode_datetime(*v),
-            Value::Date(v) => encode_datetime(v.and_hms_opt(0, 0, 0).unwrap_or_default()),
+            Value::Date(v) => encode_datetime(v.and_time(NaiveTime::MIN)),
             Value::Text(v) => v.clone(),
             Value::Binary(v) => format!(
                 "[B:{}]",

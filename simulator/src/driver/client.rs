@@ -91,12 +91,6 @@ impl Endpoint {
         &self.credentials
     }
 
-    /// Sends one call for `tenant` with a freshly issued token and parses the answer. An answer
-    /// with `IsSuccessful=false` is returned as is: the cycle decides what it means.
-    pub async fn call(&self, tenant: &str, body: RequestBody<'_>) -> Result<Answer, DriverError> {
-        self.send(self.prepare(tenant, body)).await
-    }
-
     /// Signs a fresh token for `tenant` and renders the call: the CPU work of a call, which a
     /// sender can do for its next call while the current one is in flight.
     pub fn prepare(&self, tenant: &str, body: RequestBody<'_>) -> Prepared {
@@ -117,8 +111,9 @@ impl Endpoint {
         }
     }
 
-    /// Sends a prepared call and parses the answer. The future owns all it needs, so it can run
-    /// as a task of its own.
+    /// Sends a prepared call and parses the answer. An answer with `IsSuccessful=false` is
+    /// returned as is: the cycle decides what it means. The future owns all it needs, so it can
+    /// run as a task of its own.
     pub fn send(
         &self,
         prepared: Prepared,

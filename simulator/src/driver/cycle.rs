@@ -236,20 +236,30 @@ impl Cycle<'_> {
 
     /// Sends one call unless shutdown was requested; counts it.
     async fn call(&mut self, body: RequestBody<'_>) -> Result<Answer, DriverError> {
+        let in_flight = self.start(self.endpoint.prepare(self.source.tenant(), body))?;
+        self.answer(in_flight).await
+    }
+
+    /// Sends a prepared call as a task of its own, unless shutdown was requested.
+    fn start(&self, prepared: Prepared) -> Result<InFlight, DriverError> {
         if self.cancel.is_cancelled() {
             return Err(DriverError::Cancelled);
         }
-        let answer = tokio::select! {
-            answer = self.endpoint.call(self.source.tenant(), body) => answer?,
-            () = self.cancel.cancelled() => return Err(DriverError::Cancelled),
-        };
-        self.count(&answer);
-        Ok(answer)
+        Ok(tokio::spawn(self.endpoint.send(prepared)))
     }
 
-    fn count(&mut self, answer: &Answer) {
+    /// Waits for the answer of a started call (abandoning it on shutdown); counts it.
+    async fn answer(&mut self, mut in_flight: InFlight) -> Result<Answer, DriverError> {
+        let answer = tokio::select! {
+            joined = &mut in_flight => joined.map_err(|e| DriverError::Task(e.to_string()))??,
+            () = self.cancel.cancelled() => {
+                in_flight.abort();
+                return Err(DriverError::Cancelled);
+            }
+        };
         self.report.calls += 1;
         self.report.request_bytes += answer.request_bytes as u64;
+        Ok(answer)
     }
 
     /// False when the partner asked to skip this cycle.
@@ -344,24 +354,14 @@ impl Cycle<'_> {
                 bytes,
                 last,
             } = next;
-            if self.cancel.is_cancelled() {
-                return Err(DriverError::Cancelled);
-            }
             // The call goes out as a task of its own while this one renders the next call, as a
             // sender whose own work is not the bottleneck would: still one call in flight.
-            let mut in_flight = tokio::spawn(self.endpoint.send(prepared));
+            let in_flight = self.start(prepared)?;
             tokio::task::yield_now().await;
             let following = (!last).then(|| {
                 RowCall::prepare(self.endpoint, self.source, &schema, batches.next(), lsn_of)
             });
-            let answer = tokio::select! {
-                joined = &mut in_flight => joined.map_err(|e| DriverError::Task(e.to_string()))??,
-                () = self.cancel.cancelled() => {
-                    in_flight.abort();
-                    return Err(DriverError::Cancelled);
-                }
-            };
-            self.count(&answer);
+            let answer = self.answer(in_flight).await?;
             succeeded(&answer)?;
             if let Some(entry) = self.report.tables.last_mut() {
                 entry.inserts += counts[0];
@@ -382,6 +382,9 @@ impl Cycle<'_> {
         }
     }
 }
+
+/// A call sent as a task of its own.
+type InFlight = tokio::task::JoinHandle<Result<Answer, DriverError>>;
 
 /// One RowData call of a table, rendered, with what the cycle reports of it.
 struct RowCall {
