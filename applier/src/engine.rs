@@ -13,7 +13,7 @@ use mirror_common::schema::{TableSchema, check_identifier};
 use mirror_common::wire::{Envelope, Message, ReplicationSummary, SchemaReply, TableLsn};
 
 use crate::dialect::postgres::{PgBackend, PgOptions};
-use crate::dialect::{Backend, Tenant, Tx};
+use crate::dialect::{Backend, Start, Tenant, Tx};
 use crate::error::ApplyError;
 use crate::hooks::Hooks;
 use crate::metrics::{Heal, Metrics};
@@ -225,8 +225,18 @@ impl Engine {
 
     async fn apply_now(&self, env: &Envelope) -> Result<Applied, ApplyError> {
         let tenant = self.tenant(&env.tenant)?;
-        let mut tx = self.backend().begin(&tenant).await?;
-        let result = self.apply_in(tx.as_mut(), &tenant, env).await;
+        // A RowData message reads (and locks) the state of every table it has batches for.
+        let lock: Vec<&str> = match &env.message {
+            Message::RowData { batches } => {
+                let mut tables: Vec<&str> = batches.iter().map(|b| b.table.name.as_str()).collect();
+                tables.sort_unstable();
+                tables.dedup();
+                tables
+            }
+            _ => Vec::new(),
+        };
+        let (mut tx, start) = self.backend().begin(&tenant, env.id, &lock).await?;
+        let result = self.apply_in(tx.as_mut(), &tenant, env, start).await;
         if result.is_err() {
             rollback(tx.as_mut()).await;
         }
@@ -238,8 +248,9 @@ impl Engine {
         tx: &mut dyn Tx,
         tenant: &Tenant,
         env: &Envelope,
+        start: Start,
     ) -> Result<Applied, ApplyError> {
-        let history = tx.history(env.id).await?;
+        let Start { history, states } = start;
         if let Some(failure) = history.failure {
             match judge_replay(&failure, tx.state(&failure.table).await?.as_ref()) {
                 Replay::Drain => return self.drain(tx, tenant, env, &failure).await,
@@ -257,18 +268,20 @@ impl Engine {
         if history.applied {
             return duplicate(tx, env).await;
         }
-        self.dispatch(tx, tenant, env).await
+        self.dispatch(tx, tenant, env, states).await
     }
 
+    /// Applies the message; `locked` holds the state rows read as its transaction began.
     async fn dispatch(
         &self,
         tx: &mut dyn Tx,
         tenant: &Tenant,
         env: &Envelope,
+        locked: HashMap<String, TableState>,
     ) -> Result<Applied, ApplyError> {
         match &env.message {
             Message::TableSchema { tables } => self.table_schema(tx, tenant, env, tables).await,
-            Message::RowData { batches } => row_data(tx, env, batches).await,
+            Message::RowData { batches } => row_data(tx, env, batches, locked).await,
             Message::Wipe { table } => self.wipe(tx, tenant, env, table).await,
             Message::ReplicationCompleted { summaries } => {
                 self.completed(tx, tenant, env, summaries).await
@@ -427,7 +440,7 @@ impl Engine {
         if !matches!(env.message, Message::RowData { .. }) {
             // A non-row message parks nothing: with the quarantine lifted it applies normally,
             // in the same transaction.
-            let applied = Box::pin(self.dispatch(tx, tenant, env)).await?;
+            let applied = Box::pin(self.dispatch(tx, tenant, env, HashMap::new())).await?;
             self.healed(Heal::Replay, 1);
             return Ok(applied);
         }
@@ -473,8 +486,9 @@ impl Engine {
         reason: &str,
         apply_others: bool,
     ) -> Result<Quarantine, ApplyError> {
-        let mut tx = self.backend().begin(tenant).await?;
-        match quarantine_one(tx.as_mut(), env, table, reason, apply_others).await {
+        let (mut tx, start) = self.backend().begin(tenant, env.id, &[]).await?;
+        let previous = start.history.failure;
+        match quarantine_one(tx.as_mut(), env, previous, table, reason, apply_others).await {
             Ok((quarantine, tables)) => {
                 if let Some(metrics) = &self.inner.metrics {
                     metrics.quarantined(tables);

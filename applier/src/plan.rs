@@ -92,9 +92,10 @@ pub fn collapse<'a>(schema: &TableSchema, rows: &'a [Row]) -> Result<Changes<'a>
         table: schema.name.clone(),
         reason,
     };
-    // key → position of its last operation; `superseded` marks the earlier ones.
-    let mut last: FxHashMap<i64, usize> = FxHashMap::default();
-    last.reserve(rows.len());
+    // While keys rise strictly (a load arrives in key order), no key can repeat: the map of each
+    // key's last position is only built at the first key that does not rise.
+    // `superseded` marks the operations a later one on the same key replaces.
+    let mut last: Option<FxHashMap<i64, usize>> = None;
     let mut superseded: Vec<bool> = Vec::new();
     let mut keys: Vec<i64> = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
@@ -112,11 +113,20 @@ pub fn collapse<'a>(schema: &TableSchema, rows: &'a [Row]) -> Result<Changes<'a>
         }
         let key = key_of(&row.values[0])
             .ok_or_else(|| bad(format!("row {i} has no integer key in column 0")))?;
-        if let Some(earlier) = last.insert(key, i) {
-            if superseded.is_empty() {
-                superseded.resize(rows.len(), false);
+        let rising = last.is_none() && keys.last().is_none_or(|&previous| previous < key);
+        if !rising {
+            let last = last.get_or_insert_with(|| {
+                let mut map = FxHashMap::default();
+                map.reserve(rows.len());
+                map.extend(keys.iter().enumerate().map(|(at, &k)| (k, at)));
+                map
+            });
+            if let Some(earlier) = last.insert(key, i) {
+                if superseded.is_empty() {
+                    superseded.resize(rows.len(), false);
+                }
+                superseded[earlier] = true;
             }
-            superseded[earlier] = true;
         }
         keys.push(key);
     }

@@ -29,7 +29,7 @@ async fn quarantined_mirror(h: &Harness) {
         context_id: h.tenant.clone(),
         storage: h.storage(),
     };
-    let mut tx = backend.begin(&tenant).await.unwrap();
+    let (mut tx, _) = backend.begin(&tenant, Uuid::new_v4(), &[]).await.unwrap();
     let mut contact = TableState::new("contact");
     contact.epoch = 2;
     contact.quarantine("contact: refused by the mirror".into());

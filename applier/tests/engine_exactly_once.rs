@@ -7,6 +7,36 @@ use engine_support::*;
 use mirror_applier::engine::{Applied, Quarantine};
 use mirror_common::wire::{Message, RowBatch};
 
+/// Every message begins by reading its history and its tables' state in the same round trip as
+/// the check for the state tables. When one of them was dropped, those reads fail: the message
+/// must still apply once, on recreated bookkeeping, with the mirror table's state intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_bookkeeping_table_is_recreated_and_the_message_applies_once() {
+    let h = Harness::new().await;
+    let t = simple("contact");
+    h.schema_call(std::slice::from_ref(&t)).await;
+    h.rows(&t, 10, vec![ins(1, "v1")]).await;
+    let applied = h.qualified(&format!("{}_mirroring_applied", h.tenant));
+    h.exec(&format!("drop table {applied}")).await;
+
+    let next = h.envelope(rowdata(&t, 20, vec![ins(2, "v2")]));
+    assert_eq!(
+        h.engine.apply(&next).await.unwrap(),
+        Applied::Done { reply: None }
+    );
+    assert_eq!(
+        h.engine.apply(&next).await.unwrap(),
+        Applied::Duplicate { reply: None }
+    );
+    assert_eq!(
+        h.key_text("contact", "name").await,
+        vec![(1, Some("v1".into())), (2, Some("v2".into()))]
+    );
+    assert_eq!(h.state("contact").await.unwrap().0, 20);
+    let ids = h.query(&format!("select count(*) from {applied}")).await;
+    assert_eq!(ids[0].get::<_, i64>(0), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_envelope_twice_has_one_effect() {
     let h = Harness::new().await;

@@ -395,6 +395,7 @@ fn state_tables_and_every_bookkeeping_statement() {
     let [update, insert] = s.save_state();
     entries.push(entry("save state (1: update)", update));
     entries.push(entry("save state (2: insert when missing)", insert));
+    entries.push(entry("save progress", s.save_progress()));
     entries.push(entry("delete state", s.delete_state()));
     entries.push(entry("message history", s.history()));
     entries.push(entry("record applied", s.record_applied()));

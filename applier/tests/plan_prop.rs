@@ -128,6 +128,33 @@ proptest! {
         prop_assert_eq!(collapsed, row_by_row);
     }
 
+    /// Loads arrive in key order: collapsing skips its key map while keys rise, and must still
+    /// catch every repeat after they stop rising.
+    #[test]
+    fn batches_that_start_in_key_order_collapse_like_any_other(
+        start in table(),
+        mut rows in prop::collection::vec(row(), 0..40),
+        rising in 0usize..40,
+    ) {
+        let rising = rising.min(rows.len());
+        rows[..rising].sort_by_key(|r| key_of(&r.values[0]));
+        let mut row_by_row = start.clone();
+        apply_in_order(&mut row_by_row, &rows);
+        let changes = collapse(&schema(), &rows).unwrap();
+        let mut collapsed = start;
+        for key in &changes.deletes {
+            collapsed.remove(key);
+        }
+        for row in &changes.upserts {
+            collapsed.insert(key_of(&row[0]).unwrap(), row.to_vec());
+        }
+        prop_assert_eq!(collapsed, row_by_row);
+        prop_assert_eq!(
+            changes.upserts.len() + changes.deletes.len(),
+            rows.iter().map(|r| key_of(&r.values[0])).collect::<HashSet<_>>().len()
+        );
+    }
+
     #[test]
     fn upserts_keep_the_order_of_each_keys_last_operation(
         rows in prop::collection::vec(row(), 0..40),

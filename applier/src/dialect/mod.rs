@@ -22,6 +22,8 @@
 pub mod mssql;
 pub mod postgres;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use mirror_common::schema::{ColumnType, DefaultValue, TableSchema};
 use mirror_common::wire::{Kind, ReplicationSummary, RowBatch};
@@ -39,6 +41,16 @@ pub struct Tenant {
     pub context_id: String,
     /// Schema or database name (`Mirror_Cust24709`).
     pub storage: String,
+}
+
+/// What a message's transaction starts from, read as it opens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start {
+    /// What the tenant's mirror remembers of the message.
+    pub history: History,
+    /// The state rows of the tables asked for that have one, locked until the end of the
+    /// transaction, by table name.
+    pub states: HashMap<String, TableState>,
 }
 
 /// How [`Tx::apply_changes`] should load the upserts.
@@ -111,10 +123,17 @@ pub trait Render: Send + Sync {
 pub trait Backend: Send + Sync {
     fn render(&self) -> &dyn Render;
 
-    /// Opens one transaction on the tenant's storage, creating the storage and its state tables
-    /// first if they are missing (they may have been dropped by an operator: check every time, a
-    /// cache would go stale). A `Tx` dropped without [`Tx::commit`] must roll back.
-    async fn begin(&self, tenant: &Tenant) -> Result<Box<dyn Tx>, ApplyError>;
+    /// Opens the transaction of message `message` on the tenant's storage, creating the storage
+    /// and its state tables first if they are missing (they may have been dropped by an operator:
+    /// check every time, a cache would go stale), and reads what it starts from: the message's
+    /// history and the state rows of `lock`, locked (one round trip where the target allows: every
+    /// message starts with these questions). A `Tx` dropped without [`Tx::commit`] must roll back.
+    async fn begin(
+        &self,
+        tenant: &Tenant,
+        message: Uuid,
+        lock: &[&str],
+    ) -> Result<(Box<dyn Tx>, Start), ApplyError>;
 
     /// Runs an operator's SQL script (a hook) in its own transaction in the tenant's storage, so
     /// unqualified names resolve there.
@@ -129,9 +148,6 @@ pub trait Backend: Send + Sync {
 pub trait Tx: Send {
     // ---- bookkeeping: `<contextId>_mirroring*` ----
 
-    /// Whether the message was applied before, and its failure record if it failed before: one
-    /// round trip, since every message starts with both questions.
-    async fn history(&mut self, id: Uuid) -> Result<History, ApplyError>;
     async fn record_applied(&mut self, id: Uuid, kind: Kind) -> Result<(), ApplyError>;
     /// Forgets applied ids and failure records older than `max_age`; returns how many went.
     async fn prune(&mut self, max_age: std::time::Duration) -> Result<u64, ApplyError>;
@@ -142,6 +158,10 @@ pub trait Tx: Send {
     async fn state(&mut self, table: &str) -> Result<Option<TableState>, ApplyError>;
     /// Inserts or updates a state row (and its updated time).
     async fn save_state(&mut self, state: &TableState) -> Result<(), ApplyError>;
+    /// Stores only what applying row batches changes in an existing state row: its LSN and
+    /// loading phase (and its updated time). Cheaper than [`Tx::save_state`], which also writes
+    /// the stored schema, on every RowData message.
+    async fn save_progress(&mut self, state: &TableState) -> Result<(), ApplyError>;
     async fn delete_state(&mut self, table: &str) -> Result<(), ApplyError>;
 
     /// Appends a batch to its table's parked queue.

@@ -13,15 +13,16 @@ use crate::state::{APPLIED_RETENTION, FailureRecord, RESEND_ALL, TableState};
 
 /// Quarantines `table` and parks the message's batches for it. With `apply_others`, the
 /// message's batches for other tables are applied; without, their tables are quarantined too.
-/// Returns, with the quarantine, how many tables it newly put in quarantine (committed).
+/// `previous` is the message's earlier failure, if it failed before. Returns, with the
+/// quarantine, how many tables it newly put in quarantine (committed).
 pub(super) async fn quarantine_one(
     tx: &mut dyn Tx,
     env: &Envelope,
+    previous: Option<FailureRecord>,
     table: &str,
     reason: &str,
     apply_others: bool,
 ) -> Result<(Quarantine, u64), ApplyError> {
-    let previous = tx.history(env.id).await?.failure;
     let mut state = tx
         .state(table)
         .await?
@@ -115,27 +116,21 @@ pub(super) async fn duplicate(tx: &mut dyn Tx, env: &Envelope) -> Result<Applied
     Ok(Applied::Duplicate { reply })
 }
 
+/// Applies the batches in order; `states` holds the locked state rows of their tables.
 pub(super) async fn row_data(
     tx: &mut dyn Tx,
     env: &Envelope,
     batches: &[RowBatch],
+    mut states: HashMap<String, TableState>,
 ) -> Result<Applied, ApplyError> {
-    let mut states: HashMap<String, TableState> = HashMap::new();
     let mut parked = 0usize;
     for batch in batches {
         let name = &batch.table.name;
-        if !states.contains_key(name) {
-            let state = tx
-                .state(name)
-                .await?
-                .ok_or_else(|| ApplyError::UnknownTable {
-                    table: name.clone(),
-                })?;
-            states.insert(name.clone(), state);
-        }
-        let Some(state) = states.get_mut(name) else {
-            continue;
-        };
+        let state = states
+            .get_mut(name)
+            .ok_or_else(|| ApplyError::UnknownTable {
+                table: name.clone(),
+            })?;
         if state.quarantine.is_some() {
             tx.park(env.id, state.epoch, batch).await?;
             parked += 1;
@@ -144,7 +139,7 @@ pub(super) async fn row_data(
         }
     }
     for state in states.values() {
-        tx.save_state(state).await?;
+        tx.save_progress(state).await?;
     }
     tx.record_applied(env.id, env.message.kind()).await?;
     tx.commit().await?;

@@ -144,6 +144,15 @@ impl StateSql {
         ]
     }
 
+    /// The LSN (`@P2`) and loading phase (`@P3`) of existing state row `@P1`.
+    pub fn save_progress(&self) -> String {
+        format!(
+            "UPDATE {} SET [lsn] = @P2, [loading] = @P3, [updated_at] = SYSUTCDATETIME() \
+             WHERE [tablename] = @P1",
+            self.state
+        )
+    }
+
     pub fn delete_state(&self) -> String {
         format!("DELETE FROM {} WHERE [tablename] = @P1", self.state)
     }

@@ -40,13 +40,14 @@ pub mod tx;
 use async_trait::async_trait;
 use mirror_common::config::DatabaseSettings;
 use tiberius::ToSql;
+use uuid::Uuid;
 
 use self::error::{classify, number};
 use self::pool::{Client, Pool, PoolOptions, batch};
 use self::render::MssqlRender;
 use self::statement::{COMMIT, DATABASE_ID, HOOK_BEGIN, PING, Upsert};
 use self::tx::MssqlTx;
-use crate::dialect::{Backend, Render, Tenant, Tx};
+use crate::dialect::{Backend, Render, Start, Tenant, Tx};
 use crate::error::ApplyError;
 
 pub use self::target::is_mssql_url;
@@ -135,10 +136,16 @@ impl Backend for MssqlBackend {
         &MssqlRender
     }
 
-    async fn begin(&self, tenant: &Tenant) -> Result<Box<dyn Tx>, ApplyError> {
+    async fn begin(
+        &self,
+        tenant: &Tenant,
+        message: Uuid,
+        lock: &[&str],
+    ) -> Result<(Box<dyn Tx>, Start), ApplyError> {
         let mut conn = self.pool.get().await?;
         ensure_database(conn.client()?, tenant).await?;
-        Ok(Box::new(MssqlTx::begin(conn, tenant, self.upsert).await?))
+        let (tx, start) = MssqlTx::begin(conn, tenant, self.upsert, message, lock).await?;
+        Ok((Box::new(tx), start))
     }
 
     /// Runs the script in the tenant database, in one transaction that any error rolls back

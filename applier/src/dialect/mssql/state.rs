@@ -164,6 +164,16 @@ pub async fn save_state(
     Ok(())
 }
 
+pub async fn save_progress(
+    client: &mut Client,
+    s: &StateSql,
+    st: &TableState,
+) -> Result<(), ApplyError> {
+    let params: [&dyn ToSql; 3] = [&st.table.as_str(), &st.lsn, &st.loading];
+    exec(client, &s.save_progress(), &params).await?;
+    Ok(())
+}
+
 pub async fn delete_state(
     client: &mut Client,
     s: &StateSql,

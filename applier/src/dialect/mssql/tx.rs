@@ -1,5 +1,6 @@
 //! One message's transaction on a pooled SQL Server connection.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,10 +13,10 @@ use super::load;
 use super::pool::{Client, Conn, batch};
 use super::state as sql;
 use super::statement::{BEGIN, COMMIT, ROLLBACK, Upsert};
-use crate::dialect::{Load, LoadOutcome, Tenant, Tx};
+use crate::dialect::{Load, LoadOutcome, Start, Tenant, Tx};
 use crate::error::ApplyError;
 use crate::plan::Changes;
-use crate::state::{FailureRecord, History, TableState};
+use crate::state::{FailureRecord, TableState};
 
 /// An open transaction (`BEGIN TRANSACTION` issued) in a tenant's database.
 ///
@@ -29,22 +30,34 @@ pub struct MssqlTx {
 }
 
 impl MssqlTx {
-    /// Issues `BEGIN TRANSACTION` and makes sure the state tables exist. The tenant's database
-    /// must exist already (`CREATE DATABASE` cannot run inside a transaction).
+    /// Issues `BEGIN TRANSACTION`, makes sure the state tables exist, and reads what message
+    /// `message`'s transaction starts from (see [`crate::dialect::Backend::begin`]). The tenant's
+    /// database must exist already (`CREATE DATABASE` cannot run inside a transaction).
     pub async fn begin(
         mut conn: Conn,
         tenant: &Tenant,
         upsert: Upsert,
-    ) -> Result<MssqlTx, ApplyError> {
+        message: Uuid,
+        lock: &[&str],
+    ) -> Result<(MssqlTx, Start), ApplyError> {
         let state_sql = StateSql::new(tenant)?;
         batch(conn.client()?, BEGIN).await?;
         sql::ensure(conn.client()?, &state_sql).await?;
-        Ok(MssqlTx {
+        let mut tx = MssqlTx {
             conn: Some(conn),
             tenant: tenant.clone(),
             sql: state_sql,
             upsert,
-        })
+        };
+        let (client, s) = tx.parts()?;
+        let history = sql::history(client, s, message).await?;
+        let mut states = HashMap::new();
+        for table in lock {
+            if let Some(state) = sql::state(client, s, table).await? {
+                states.insert(state.table.clone(), state);
+            }
+        }
+        Ok((tx, Start { history, states }))
     }
 
     fn client(&mut self) -> Result<&mut Client, ApplyError> {
@@ -67,11 +80,6 @@ impl MssqlTx {
 
 #[async_trait]
 impl Tx for MssqlTx {
-    async fn history(&mut self, id: Uuid) -> Result<History, ApplyError> {
-        let (client, s) = self.parts()?;
-        sql::history(client, s, id).await
-    }
-
     async fn record_applied(&mut self, id: Uuid, kind: Kind) -> Result<(), ApplyError> {
         let (client, s) = self.parts()?;
         sql::record_applied(client, s, id, kind).await
@@ -95,6 +103,11 @@ impl Tx for MssqlTx {
     async fn save_state(&mut self, state: &TableState) -> Result<(), ApplyError> {
         let (client, s) = self.parts()?;
         sql::save_state(client, s, state).await
+    }
+
+    async fn save_progress(&mut self, state: &TableState) -> Result<(), ApplyError> {
+        let (client, s) = self.parts()?;
+        sql::save_progress(client, s, state).await
     }
 
     async fn delete_state(&mut self, table: &str) -> Result<(), ApplyError> {

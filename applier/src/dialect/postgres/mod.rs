@@ -22,11 +22,12 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use mirror_common::config::DatabaseSettings;
 use tokio_postgres::NoTls;
+use uuid::Uuid;
 
 use self::error::{classify, pool};
 use self::render::PgRender;
 use self::tx::PgTx;
-use crate::dialect::{Backend, Render, Tenant, Tx};
+use crate::dialect::{Backend, Render, Start, Tenant, Tx};
 use crate::error::ApplyError;
 
 /// Connection and pool limits.
@@ -121,9 +122,15 @@ impl Backend for PgBackend {
         &PgRender
     }
 
-    async fn begin(&self, tenant: &Tenant) -> Result<Box<dyn Tx>, ApplyError> {
+    async fn begin(
+        &self,
+        tenant: &Tenant,
+        message: Uuid,
+        lock: &[&str],
+    ) -> Result<(Box<dyn Tx>, Start), ApplyError> {
         let conn = self.conn().await?;
-        Ok(Box::new(PgTx::begin(conn, tenant).await?))
+        let (tx, start) = PgTx::begin(conn, tenant, message, lock).await?;
+        Ok((Box::new(tx), start))
     }
 
     async fn run_script(&self, tenant: &Tenant, sql: &str) -> Result<(), ApplyError> {

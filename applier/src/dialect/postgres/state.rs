@@ -99,10 +99,10 @@ impl Names {
     }
 }
 
-/// Creates the tenant's schema and state tables when any is missing. Checked on every message,
-/// because an operator may drop the state table to force a full resync, with one lookup per table
-/// in the server's catalog cache (`to_regclass`), which is much cheaper to plan than `pg_tables`.
-pub async fn ensure(client: &Client, names: &Names) -> Result<(), ApplyError> {
+/// How many of the tenant's schema's state tables are missing, with one lookup per table in the
+/// server's catalog cache (`to_regclass`), which is much cheaper to plan than `pg_tables`. Checked
+/// on every message, because an operator may drop the state table to force a full resync.
+pub async fn missing(client: &Client, names: &Names) -> Result<i32, ApplyError> {
     let tables = names.qualified();
     let missing_sql = format!(
         "SELECT num_nulls({})",
@@ -116,11 +116,12 @@ pub async fn ensure(client: &Client, names: &Names) -> Result<(), ApplyError> {
         .query_typed_one(&missing_sql, &params)
         .await
         .map_err(classify)?;
-    let missing: i32 = row.get(0);
-    if missing > 0 {
-        client.batch_execute(&names.ddl()).await.map_err(classify)?;
-    }
-    Ok(())
+    Ok(row.get(0))
+}
+
+/// Creates the tenant's schema and every missing state table.
+pub async fn create(client: &Client, names: &Names) -> Result<(), ApplyError> {
+    client.batch_execute(&names.ddl()).await.map_err(classify)
 }
 
 type Sql = dyn ToSql + Sync;
@@ -173,6 +174,26 @@ pub async fn state(
     Ok(row.as_ref().map(row_to_state))
 }
 
+/// The state rows of `tables` (those that have one), locked until the end of the transaction.
+pub async fn lock_states(
+    client: &Client,
+    n: &Names,
+    tables: &[&str],
+) -> Result<Vec<TableState>, ApplyError> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {STATE_COLUMNS} FROM {} WHERE tablename = ANY($1) ORDER BY tablename FOR UPDATE",
+        n.state
+    );
+    let rows = client
+        .query_typed(&sql, &[(&tables, Type::TEXT_ARRAY)])
+        .await
+        .map_err(classify)?;
+    Ok(rows.iter().map(row_to_state).collect())
+}
+
 pub fn save_state(n: &Names, s: &TableState) -> Result<Deferred, ApplyError> {
     let json = match &s.schema {
         Some(schema) => {
@@ -206,6 +227,17 @@ pub fn save_state(n: &Names, s: &TableState) -> Result<Deferred, ApplyError> {
         .bind(json, Type::TEXT)
         .bind(s.quarantine.clone(), Type::TEXT)
         .bind(s.loading, Type::BOOL))
+}
+
+pub fn save_progress(n: &Names, s: &TableState) -> Deferred {
+    let sql = format!(
+        "UPDATE {} SET lsn = $2, loading = $3, updated_at = now() WHERE tablename = $1",
+        n.state
+    );
+    Deferred::new(sql)
+        .bind(s.table.clone(), Type::TEXT)
+        .bind(s.lsn, Type::INT8)
+        .bind(s.loading, Type::BOOL)
 }
 
 pub fn delete_state(n: &Names, table: &str) -> Deferred {

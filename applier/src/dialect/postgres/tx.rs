@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
+use futures::future::{join, try_join};
 use mirror_common::schema::TableSchema;
 use mirror_common::wire::{Kind, ReplicationSummary, RowBatch};
 use tokio_postgres::Client;
@@ -13,10 +14,10 @@ use super::error::classify;
 use super::pipeline::{Deferred, pipelined};
 use super::rows;
 use super::state::{self as sql, Names};
-use crate::dialect::{Load, LoadOutcome, Tenant, Tx};
+use crate::dialect::{Load, LoadOutcome, Start, Tenant, Tx};
 use crate::error::ApplyError;
 use crate::plan::Changes;
-use crate::state::{FailureRecord, History, TableState};
+use crate::state::{FailureRecord, TableState};
 
 /// An open transaction on a connection taken from the pool.
 ///
@@ -35,19 +36,45 @@ pub struct PgTx {
 }
 
 impl PgTx {
-    /// Begins the transaction and makes sure the tenant's schema and state tables exist (one
-    /// round trip when they do).
-    pub async fn begin(conn: Object, tenant: &Tenant) -> Result<PgTx, ApplyError> {
-        let names = Names::new(tenant)?;
+    /// Begins message `message`'s transaction and reads what it starts from (see
+    /// [`crate::dialect::Backend::begin`]). One round trip when the state tables exist: `BEGIN`,
+    /// their check and the reads go out together. When one is missing, the reads may have failed
+    /// for it: the transaction is rolled back and begun again with the tables created first.
+    pub async fn begin(
+        conn: Object,
+        tenant: &Tenant,
+        message: Uuid,
+        lock: &[&str],
+    ) -> Result<(PgTx, Start), ApplyError> {
         let mut tx = PgTx {
             conn: Some(conn),
             tenant: tenant.clone(),
-            names,
+            names: Names::new(tenant)?,
             pending: vec![Deferred::new("BEGIN")],
         };
-        let (client, pending, names, _) = tx.parts()?;
-        pipelined(client, pending, sql::ensure(client, names)).await?;
-        Ok(tx)
+        let start = tx.start(message, lock).await?;
+        Ok((tx, start))
+    }
+
+    async fn start(&mut self, message: Uuid, lock: &[&str]) -> Result<Start, ApplyError> {
+        let (client, pending, names, _) = self.parts()?;
+        let checked = async {
+            Ok(join(
+                sql::missing(client, names),
+                read(client, names, message, lock),
+            )
+            .await)
+        };
+        let (missing, start) = pipelined(client, pending, checked).await?;
+        if missing? == 0 {
+            return start;
+        }
+        client.batch_execute("ROLLBACK").await.map_err(classify)?;
+        let created = async {
+            sql::create(client, names).await?;
+            read(client, names, message, lock).await
+        };
+        pipelined(client, vec![Deferred::new("BEGIN")], created).await
     }
 
     /// The connection, the writes to send before anything else, and the names.
@@ -70,6 +97,24 @@ impl PgTx {
     }
 }
 
+/// The message's history and the locked state rows, in one round trip.
+async fn read(
+    client: &Client,
+    names: &Names,
+    message: Uuid,
+    lock: &[&str],
+) -> Result<Start, ApplyError> {
+    let (history, states) = try_join(
+        sql::history(client, names, message),
+        sql::lock_states(client, names, lock),
+    )
+    .await?;
+    Ok(Start {
+        history,
+        states: states.into_iter().map(|s| (s.table.clone(), s)).collect(),
+    })
+}
+
 impl Drop for PgTx {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
@@ -80,11 +125,6 @@ impl Drop for PgTx {
 
 #[async_trait]
 impl Tx for PgTx {
-    async fn history(&mut self, id: Uuid) -> Result<History, ApplyError> {
-        let (client, pending, names, _) = self.parts()?;
-        pipelined(client, pending, sql::history(client, names, id)).await
-    }
-
     async fn record_applied(&mut self, id: Uuid, kind: Kind) -> Result<(), ApplyError> {
         let write = sql::record_applied(&self.names, id, kind);
         self.defer(Ok(write))
@@ -108,6 +148,11 @@ impl Tx for PgTx {
     async fn save_state(&mut self, state: &TableState) -> Result<(), ApplyError> {
         let write = sql::save_state(&self.names, state);
         self.defer(write)
+    }
+
+    async fn save_progress(&mut self, state: &TableState) -> Result<(), ApplyError> {
+        let write = sql::save_progress(&self.names, state);
+        self.defer(Ok(write))
     }
 
     async fn delete_state(&mut self, table: &str) -> Result<(), ApplyError> {

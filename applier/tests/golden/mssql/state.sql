@@ -31,6 +31,9 @@ UPDATE [Mirror_Cust24709].[dbo].[Cust24709_mirroring] SET [lsn] = @P2, [schemaha
 -- save state (2: insert when missing)
 INSERT INTO [Mirror_Cust24709].[dbo].[Cust24709_mirroring] ([tablename], [lsn], [schemahash], [epoch], [schemajson], [quarantine], [quarantined_at], [loading], [updated_at]) SELECT @P1, @P2, @P3, @P4, @P5, @P6, CASE WHEN @P6 IS NULL THEN NULL ELSE SYSUTCDATETIME() END, @P7, SYSUTCDATETIME() WHERE NOT EXISTS (SELECT 1 FROM [Mirror_Cust24709].[dbo].[Cust24709_mirroring] WITH (UPDLOCK, HOLDLOCK) WHERE [tablename] = @P1)
 
+-- save progress
+UPDATE [Mirror_Cust24709].[dbo].[Cust24709_mirroring] SET [lsn] = @P2, [loading] = @P3, [updated_at] = SYSUTCDATETIME() WHERE [tablename] = @P1
+
 -- delete state
 DELETE FROM [Mirror_Cust24709].[dbo].[Cust24709_mirroring] WHERE [tablename] = @P1
 
