@@ -6,13 +6,15 @@
 
 use base64::Engine as _;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::schema::ColumnType;
 
-/// A typed column value, as it travels on the queue and is written to the mirror.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+mod encoding;
+
+/// A typed column value, as it travels on the queue (in the compact form of [`encoding`]) and is
+/// written to the mirror.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Null,
     Int(i32),
@@ -22,10 +24,10 @@ pub enum Value {
     Bit(bool),
     Float(f64),
     Real(f32),
-    DateTime(#[serde(with = "datetime_parts")] NaiveDateTime),
+    DateTime(NaiveDateTime),
     Date(NaiveDate),
     Text(String),
-    Binary(#[serde(with = "serde_bytes")] Vec<u8>),
+    Binary(Vec<u8>),
     Uuid(Uuid),
     /// A decimal in canonical text form (`-12.50`), exact.
     Decimal(String),
@@ -394,25 +396,6 @@ fn push_padded(out: &mut String, n: u32, width: u32) {
     while divisor > 0 {
         out.push(char::from_digit(n / divisor % 10, 10).unwrap_or('0'));
         divisor /= 10;
-    }
-}
-
-/// Datetimes travel as (seconds, nanoseconds) since the Unix epoch: compact and exact over SQL
-/// Server's whole range (years 1–9999), unlike a nanosecond `i64`.
-mod datetime_parts {
-    use chrono::{DateTime, NaiveDateTime};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(dt: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
-        let utc = dt.and_utc();
-        (utc.timestamp(), utc.timestamp_subsec_nanos()).serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDateTime, D::Error> {
-        let (secs, nanos) = <(i64, u32)>::deserialize(d)?;
-        DateTime::from_timestamp(secs, nanos)
-            .map(|dt| dt.naive_utc())
-            .ok_or_else(|| serde::de::Error::custom("datetime out of range"))
     }
 }
 

@@ -163,6 +163,25 @@ mod tests {
     use super::*;
     use crate::schema::{Column, ColumnType};
 
+    /// A RowData message as the previous release queued it (values externally tagged).
+    #[test]
+    fn a_message_queued_by_the_previous_release_decodes() {
+        let bytes = include_bytes!("../../testdata/wire/rowdata-tagged.msgpack");
+        let envelope: Envelope = decode(bytes).unwrap();
+        let Message::RowData { batches } = &envelope.message else {
+            panic!("not RowData: {envelope:?}");
+        };
+        let values: Vec<&Value> = batches
+            .iter()
+            .flat_map(|b| &b.rows)
+            .flat_map(|r| &r.values)
+            .collect();
+        assert!(!values.is_empty());
+        let again: Envelope = decode(&encode(&envelope).unwrap()).unwrap();
+        assert_eq!(again, envelope);
+        assert!(encode(&envelope).unwrap().len() < bytes.len());
+    }
+
     #[test]
     fn envelope_round_trips() {
         let env = Envelope {

@@ -88,6 +88,8 @@ pub struct Level {
 pub struct ReceiverResult {
     pub calls: usize,
     pub mean_call_bytes: u64,
+    /// Mean size of the message the receiver queues for one call (its MessagePack envelope).
+    pub mean_message_bytes: u64,
     /// Mean CPU time of parsing + decoding one call in this process (what the receiver adds
     /// before publishing).
     pub decode_ms: f64,
@@ -171,9 +173,11 @@ pub async fn measure(
         }
         let _ = connection.close(200, "".into()).await;
         let mean_call_bytes = levels.first().map_or(0, |l| l.ours.bytes) / plan.calls.max(1) as u64;
+        let message_bytes: usize = prepared.iter().map(|p| p.payload.len()).sum();
         Ok(ReceiverResult {
             calls: plan.calls,
             mean_call_bytes,
+            mean_message_bytes: (message_bytes / prepared.len().max(1)) as u64,
             decode_ms: cost.decode_ms,
             read_ms: cost.read_ms,
             levels,
