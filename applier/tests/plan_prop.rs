@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use mirror_applier::plan::{collapse, key_of};
+use mirror_applier::plan::{Changes, collapse, key_of};
 use mirror_common::schema::{Column, ColumnType, TableSchema};
 use mirror_common::value::Value;
 use mirror_common::wire::{Operation, Row};
@@ -97,6 +97,17 @@ fn apply_in_order(table: &mut Table, rows: &[Row]) {
     }
 }
 
+/// The meaning of a collapsed batch: its deletes, then its upserts.
+fn applied(mut table: Table, changes: &Changes<'_>) -> Table {
+    for key in &changes.deletes {
+        table.remove(key);
+    }
+    for row in &changes.upserts {
+        table.insert(key_of(&row[0]).unwrap(), row.to_vec());
+    }
+    table
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -118,14 +129,7 @@ proptest! {
             rows.iter().map(|r| key_of(&r.values[0]).unwrap()).collect();
         prop_assert_eq!(seen, keys_sent, "every key sent is applied exactly once");
 
-        let mut collapsed = start;
-        for key in &changes.deletes {
-            collapsed.remove(key);
-        }
-        for row in &changes.upserts {
-            collapsed.insert(key_of(&row[0]).unwrap(), row.to_vec());
-        }
-        prop_assert_eq!(collapsed, row_by_row);
+        prop_assert_eq!(applied(start, &changes), row_by_row);
     }
 
     /// Loads arrive in key order: collapsing skips its key map while keys rise, and must still
@@ -141,14 +145,7 @@ proptest! {
         let mut row_by_row = start.clone();
         apply_in_order(&mut row_by_row, &rows);
         let changes = collapse(&schema(), &rows).unwrap();
-        let mut collapsed = start;
-        for key in &changes.deletes {
-            collapsed.remove(key);
-        }
-        for row in &changes.upserts {
-            collapsed.insert(key_of(&row[0]).unwrap(), row.to_vec());
-        }
-        prop_assert_eq!(collapsed, row_by_row);
+        prop_assert_eq!(applied(start, &changes), row_by_row);
         prop_assert_eq!(
             changes.upserts.len() + changes.deletes.len(),
             rows.iter().map(|r| key_of(&r.values[0])).collect::<HashSet<_>>().len()

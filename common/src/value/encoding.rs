@@ -99,8 +99,37 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     /// The old form of any other value: `{variant: payload}`.
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        Tagged::deserialize(de::value::MapAccessDeserializer::new(map)).map(Value::from)
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let variant: String = map
+            .next_key()?
+            .ok_or_else(|| de::Error::invalid_length(0, &"one entry"))?;
+        let value = match variant.as_str() {
+            "Null" => {
+                map.next_value::<()>()?;
+                Value::Null
+            }
+            "Int" => Value::Int(map.next_value()?),
+            "SmallInt" => Value::SmallInt(map.next_value()?),
+            "TinyInt" => Value::TinyInt(map.next_value()?),
+            "BigInt" => Value::BigInt(map.next_value()?),
+            "Bit" => Value::Bit(map.next_value()?),
+            "Float" => Value::Float(map.next_value()?),
+            "Real" => Value::Real(map.next_value()?),
+            "DateTime" => {
+                let (secs, nanos): (i64, u32) = map.next_value()?;
+                Value::DateTime(datetime(secs, nanos)?)
+            }
+            "Date" => Value::Date(map.next_value()?),
+            "Text" => Value::Text(map.next_value()?),
+            "Binary" => Value::Binary(map.next_value::<serde_bytes::ByteBuf>()?.into_vec()),
+            "Uuid" => Value::Uuid(map.next_value()?),
+            "Decimal" => Value::Decimal(map.next_value()?),
+            other => return Err(de::Error::unknown_variant(other, VARIANTS)),
+        };
+        if map.next_key::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::invalid_length(2, &"one entry"));
+        }
+        Ok(value)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
@@ -160,54 +189,16 @@ fn datetime<E: de::Error>(secs: i64, nanos: u32) -> Result<NaiveDateTime, E> {
         .ok_or_else(|| E::custom("datetime out of range"))
 }
 
-/// The externally tagged form of earlier releases, read only.
-#[derive(Deserialize)]
-enum Tagged {
-    Null,
-    Int(i32),
-    SmallInt(i16),
-    TinyInt(u8),
-    BigInt(i64),
-    Bit(bool),
-    Float(f64),
-    Real(f32),
-    DateTime(#[serde(deserialize_with = "tagged_datetime")] NaiveDateTime),
-    Date(NaiveDate),
-    Text(String),
-    Binary(#[serde(with = "serde_bytes")] Vec<u8>),
-    Uuid(Uuid),
-    Decimal(String),
-}
-
-/// The old form's datetime: `(seconds, nanoseconds)` since the Unix epoch.
-fn tagged_datetime<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDateTime, D::Error> {
-    let (secs, nanos) = <(i64, u32)>::deserialize(d)?;
-    datetime(secs, nanos)
-}
-
-impl From<Tagged> for Value {
-    fn from(t: Tagged) -> Value {
-        match t {
-            Tagged::Null => Value::Null,
-            Tagged::Int(v) => Value::Int(v),
-            Tagged::SmallInt(v) => Value::SmallInt(v),
-            Tagged::TinyInt(v) => Value::TinyInt(v),
-            Tagged::BigInt(v) => Value::BigInt(v),
-            Tagged::Bit(v) => Value::Bit(v),
-            Tagged::Float(v) => Value::Float(v),
-            Tagged::Real(v) => Value::Real(v),
-            Tagged::DateTime(v) => Value::DateTime(v),
-            Tagged::Date(v) => Value::Date(v),
-            Tagged::Text(v) => Value::Text(v),
-            Tagged::Binary(v) => Value::Binary(v),
-            Tagged::Uuid(v) => Value::Uuid(v),
-            Tagged::Decimal(v) => Value::Decimal(v),
-        }
-    }
-}
+/// The variant names of the old form.
+const VARIANTS: &[&str] = &[
+    "Null", "Int", "SmallInt", "TinyInt", "BigInt", "Bit", "Float", "Real", "DateTime", "Date",
+    "Text", "Binary", "Uuid", "Decimal",
+];
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use chrono::NaiveTime;
     use proptest::prelude::*;
 
@@ -299,6 +290,9 @@ mod tests {
             rmp_serde::to_vec(&(tag::DATE, i32::MAX)).unwrap(), // out of range
             rmp_serde::to_vec(&(tag::UUID, serde_bytes::Bytes::new(&[1, 2]))).unwrap(),
             rmp_serde::to_vec("Nul").unwrap(),
+            rmp_serde::to_vec_named(&BTreeMap::from([("Nope", 1)])).unwrap(),
+            rmp_serde::to_vec_named(&BTreeMap::from([("Int", 1), ("SmallInt", 2)])).unwrap(),
+            rmp_serde::to_vec_named(&BTreeMap::<&str, i32>::new()).unwrap(),
         ];
         for bytes in bad {
             assert!(wire::decode::<Value>(&bytes).is_err(), "{bytes:?}");

@@ -163,15 +163,7 @@ pub async fn state(
     n: &Names,
     table: &str,
 ) -> Result<Option<TableState>, ApplyError> {
-    let sql = format!(
-        "SELECT {STATE_COLUMNS} FROM {} WHERE tablename = $1 FOR UPDATE",
-        n.state
-    );
-    let row = client
-        .query_typed_opt(&sql, &[(&table, Type::TEXT)])
-        .await
-        .map_err(classify)?;
-    Ok(row.as_ref().map(row_to_state))
+    Ok(lock_states(client, n, &[table]).await?.pop())
 }
 
 /// The state rows of `tables` (those that have one), locked until the end of the transaction.
