@@ -13,7 +13,7 @@ use mirror_applier::error::ApplyError;
 use mirror_common::wire::{Envelope, Kind};
 use tokio::sync::Notify;
 
-use consumer_support::{Harness, eventually, rows_message, schema_message};
+use consumer_support::{Harness, eventually_within, rows_message, schema_message};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -74,7 +74,7 @@ async fn a_batch_committed_but_not_acknowledged_is_not_applied_twice() {
     worker.handle.abort();
     worker.shutdown.cancel();
     let queue = h.partition_queue();
-    eventually(
+    eventually_within(
         "the unacknowledged batch back in the queue",
         WAIT,
         || async { (h.ready(&queue).await == 1).then_some(()) },
@@ -82,7 +82,7 @@ async fn a_batch_committed_but_not_acknowledged_is_not_applied_twice() {
     .await;
 
     let worker = h.start().await;
-    eventually("the redelivery to be recognised", WAIT, || async {
+    eventually_within("the redelivery to be recognised", WAIT, || async {
         (worker.metric(r#"mirror_applier_messages_total{kind="RowData",outcome="duplicate"}"#)
             == 1.0)
             .then_some(())

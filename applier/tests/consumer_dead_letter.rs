@@ -11,7 +11,7 @@ use mirror_common::topology::header;
 use mirror_common::value::Value;
 use mirror_common::wire::{self, Message, Operation, Row, RowBatch};
 
-use consumer_support::{Harness, eventually, rows_message, schema_message, table};
+use consumer_support::{Harness, eventually_within, rows_message, schema_message, table};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -52,7 +52,7 @@ async fn a_failing_batch_is_dead_lettered_and_only_its_table_quarantined() {
     h.publish(&h.envelope(rows_message("contact", 12, &[(3, "parked")])))
         .await;
 
-    eventually("the later contact batch to be parked", WAIT, || async {
+    eventually_within("the later contact batch to be parked", WAIT, || async {
         (worker.metric(r#"mirror_applier_messages_total{kind="RowData",outcome="parked"}"#) == 1.0)
             .then_some(())
     })
@@ -163,7 +163,7 @@ async fn a_body_that_is_not_an_envelope_is_dead_lettered() {
     h.publish(&h.envelope(rows_message("contact", 1, &[(1, "after")])))
         .await;
 
-    eventually("the batch behind the garbage", WAIT, || async {
+    eventually_within("the batch behind the garbage", WAIT, || async {
         (h.rows("contact").await.len() == 1).then_some(())
     })
     .await;

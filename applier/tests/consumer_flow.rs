@@ -15,7 +15,7 @@ use mirror_applier::error::ApplyError;
 use mirror_common::wire::{Envelope, Kind, SchemaReply, TableLsn};
 use tokio::sync::Notify;
 
-use consumer_support::{Harness, eventually, next_reply, rows_message, schema_message};
+use consumer_support::{Harness, eventually_within, next_reply, rows_message, schema_message};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -29,7 +29,7 @@ async fn applies_messages_in_order_and_drains_the_queue() {
     h.publish(&h.envelope(rows_message("contact", 42, &[(1, "uno"), (3, "three")])))
         .await;
 
-    let rows = eventually("three rows in the mirror", WAIT, || async {
+    let rows = eventually_within("three rows in the mirror", WAIT, || async {
         let rows = h.rows("contact").await;
         (rows.len() == 3).then_some(rows)
     })
@@ -43,7 +43,7 @@ async fn applies_messages_in_order_and_drains_the_queue() {
         ]
     );
     let queue = h.partition_queue();
-    eventually("both batches to be applied", WAIT, || async {
+    eventually_within("both batches to be applied", WAIT, || async {
         (worker.metric(r#"mirror_applier_messages_total{kind="RowData",outcome="done"}"#) == 2.0)
             .then_some(())
     })
@@ -60,7 +60,7 @@ async fn applies_messages_in_order_and_drains_the_queue() {
         worker.metric(r#"mirror_applier_apply_seconds_count{kind="RowData"}"#),
         2.0
     );
-    eventually("every partition consumed", WAIT, || async {
+    eventually_within("every partition consumed", WAIT, || async {
         (worker.metric("mirror_applier_active_partitions") == 2.0).then_some(())
     })
     .await;
@@ -148,13 +148,13 @@ async fn answers_table_schema_through_direct_reply_to() {
         SchemaReply::Failed { error } => assert!(error.contains("reserved"), "{error}"),
         other => panic!("expected a failure, got {other:?}"),
     }
-    eventually(
+    eventually_within(
         "the failed schema in the dead-letter queue",
         WAIT,
         || async { (h.ready(&h.topology.dead_letter_queue()).await == 1).then_some(()) },
     )
     .await;
-    eventually("the replies to be counted", WAIT, || async {
+    eventually_within("the replies to be counted", WAIT, || async {
         let applied = worker.metric(r#"mirror_applier_schema_replies_total{outcome="applied"}"#);
         let failed = worker.metric(r#"mirror_applier_schema_replies_total{outcome="failed"}"#);
         (applied == 2.0 && failed == 1.0).then_some(())
@@ -172,7 +172,7 @@ async fn a_message_published_twice_applies_once() {
     let rows = h.envelope(rows_message("contact", 7, &[(1, "one"), (2, "two")]));
     h.publish(&rows).await;
     h.publish(&rows).await;
-    eventually("the second copy to be recognised", WAIT, || async {
+    eventually_within("the second copy to be recognised", WAIT, || async {
         (worker.metric(r#"mirror_applier_messages_total{kind="RowData",outcome="duplicate"}"#)
             == 1.0)
             .then_some(())
@@ -257,13 +257,13 @@ async fn shutdown_finishes_the_message_in_hand_and_takes_no_more() {
     // The batch in hand was acknowledged; the next one went back to the queue untouched (the
     // broker requeues it as the worker's channel closes, which it reports a moment later).
     let queue = h.partition_queue();
-    eventually("the next batch to be ready again", WAIT, || async {
+    eventually_within("the next batch to be ready again", WAIT, || async {
         (h.ready(&queue).await == 1).then_some(())
     })
     .await;
 
     let worker = h.start().await;
-    eventually("the remaining batch to be applied", WAIT, || async {
+    eventually_within("the remaining batch to be applied", WAIT, || async {
         (h.rows("contact").await.len() == 2).then_some(())
     })
     .await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use mirror_applier::metrics::ACTIVE_PARTITIONS;
 use tokio::task::JoinHandle;
 
-use consumer_support::{Harness, Worker, eventually, rows_message, schema_message};
+use consumer_support::{Harness, Worker, eventually_within, rows_message, schema_message};
 
 const PARTITIONS: u16 = 6;
 /// Bound on a split settling; far above the heartbeat and membership timeout set below.
@@ -35,7 +35,7 @@ async fn consumers(h: &Harness) -> Vec<u32> {
 /// Waits until the workers consume `expected` partitions each and every queue has exactly one
 /// consumer (so a partition that changed hands was let go by its previous owner).
 async fn split(h: &Harness, workers: &[&Worker], expected: &[f64], what: &str) {
-    eventually(what, WAIT, || async {
+    eventually_within(what, WAIT, || async {
         let held: Vec<f64> = workers
             .iter()
             .map(|w| w.metric(ACTIVE_PARTITIONS))
@@ -89,7 +89,7 @@ fn publish_load(h: &Harness, first: i32, count: i32) -> JoinHandle<()> {
 /// Waits until the tenant's mirror shows every message up to `last` applied, in order.
 async fn applied_up_to(h: &Harness, last: i32) {
     let expected = format!("v{last}");
-    eventually(&format!("message {last} applied"), WAIT, || async {
+    eventually_within(&format!("message {last} applied"), WAIT, || async {
         let rows = h.rows("contact").await;
         let latest = rows.iter().find(|(key, _)| *key == 1)?.1.clone()?;
         (latest == expected).then_some(rows)

@@ -4,7 +4,7 @@ mod consumer_support;
 
 use std::time::{Duration, Instant};
 
-use consumer_support::{Harness, Proxy, eventually};
+use consumer_support::{Harness, Proxy, eventually_within};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -13,11 +13,11 @@ async fn probes_report_liveness_readiness_and_metrics() {
     let h = Harness::new(3).await;
     let worker = h.start().await;
     assert_eq!(worker.get("/healthz").await, (200, "ok\n".to_owned()));
-    eventually("the worker to be ready", WAIT, || async {
+    eventually_within("the worker to be ready", WAIT, || async {
         (worker.get("/readyz").await == (200, "ready\n".to_owned())).then_some(())
     })
     .await;
-    let metrics = eventually("every partition consumed", WAIT, || async {
+    let metrics = eventually_within("every partition consumed", WAIT, || async {
         let (status, metrics) = worker.get("/metrics").await;
         assert_eq!(status, 200);
         metrics
@@ -43,14 +43,14 @@ async fn a_worker_started_without_a_broker_is_alive_not_ready_and_connects_later
     assert_eq!((status, body.as_str()), (503, "broker not connected\n"));
 
     proxy.up();
-    eventually("the worker to connect by itself", WAIT, || async {
+    eventually_within("the worker to connect by itself", WAIT, || async {
         (worker.get("/readyz").await.0 == 200).then_some(())
     })
     .await;
 
     // Shutdown while reconnecting is prompt: it does not wait out the backoff.
     proxy.down();
-    eventually("the worker to notice the lost connection", WAIT, || async {
+    eventually_within("the worker to notice the lost connection", WAIT, || async {
         (worker.get("/readyz").await.0 == 503).then_some(())
     })
     .await;

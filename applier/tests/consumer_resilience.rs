@@ -14,7 +14,7 @@ use mirror_applier::error::ApplyError;
 use mirror_common::wire::{Envelope, Kind};
 use uuid::Uuid;
 
-use consumer_support::{Harness, Proxy, eventually, rows_message, schema_message};
+use consumer_support::{Harness, Proxy, eventually_within, rows_message, schema_message};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -73,7 +73,7 @@ async fn a_transient_failure_is_retried_in_place_without_reordering() {
     for envelope in [&schema, &first, &second] {
         h.publish(envelope).await;
     }
-    eventually("the second batch to be applied", WAIT, || async {
+    eventually_within("the second batch to be applied", WAIT, || async {
         (h.rows("contact").await == vec![(1, Some("second".to_owned()))]).then_some(())
     })
     .await;
@@ -105,13 +105,13 @@ async fn the_worker_reconnects_after_losing_the_broker() {
     h.publish(&h.envelope(schema_message(&["contact"]))).await;
     h.publish(&h.envelope(rows_message("contact", 0, &[(1, "before")])))
         .await;
-    eventually("the first batch", WAIT, || async {
+    eventually_within("the first batch", WAIT, || async {
         (h.rows("contact").await.len() == 1).then_some(())
     })
     .await;
 
     proxy.down();
-    eventually("the worker to notice the lost connection", WAIT, || async {
+    eventually_within("the worker to notice the lost connection", WAIT, || async {
         (worker.metric("mirror_applier_broker_connected") == 0.0).then_some(())
     })
     .await;
@@ -123,13 +123,13 @@ async fn the_worker_reconnects_after_losing_the_broker() {
         .await;
     proxy.up();
 
-    eventually("the batch published during the outage", WAIT, || async {
+    eventually_within("the batch published during the outage", WAIT, || async {
         (h.rows("contact").await.len() == 2).then_some(())
     })
     .await;
     assert_eq!(worker.metric("mirror_applier_broker_reconnects_total"), 1.0);
     assert_eq!(worker.metric("mirror_applier_broker_connected"), 1.0);
-    eventually("every partition consumed again", WAIT, || async {
+    eventually_within("every partition consumed again", WAIT, || async {
         (worker.metric("mirror_applier_active_partitions") == 2.0).then_some(())
     })
     .await;
@@ -148,11 +148,11 @@ async fn the_worker_waits_out_a_database_outage() {
     h.publish(&h.envelope(schema_message(&["contact"]))).await;
     h.publish(&h.envelope(rows_message("contact", 0, &[(1, "before")])))
         .await;
-    eventually("the first batch", WAIT, || async {
+    eventually_within("the first batch", WAIT, || async {
         (h.rows("contact").await.len() == 1).then_some(())
     })
     .await;
-    eventually("the worker to be ready", WAIT, || async {
+    eventually_within("the worker to be ready", WAIT, || async {
         (worker.get("/readyz").await.0 == 200).then_some(())
     })
     .await;
@@ -160,7 +160,7 @@ async fn the_worker_waits_out_a_database_outage() {
     proxy.down();
     h.publish(&h.envelope(rows_message("contact", 0, &[(2, "during")])))
         .await;
-    eventually("the worker to retry the batch", WAIT, || async {
+    eventually_within("the worker to retry the batch", WAIT, || async {
         (worker.metric(r#"mirror_applier_retries_total{stage="apply"}"#) >= 2.0).then_some(())
     })
     .await;
@@ -172,7 +172,7 @@ async fn the_worker_waits_out_a_database_outage() {
     assert_eq!(h.ready(&h.topology.dead_letter_queue()).await, 0);
     proxy.up();
 
-    eventually("the batch held during the outage", WAIT, || async {
+    eventually_within("the batch held during the outage", WAIT, || async {
         (worker.metric(r#"mirror_applier_messages_total{kind="RowData",outcome="done"}"#) == 2.0)
             .then_some(())
     })

@@ -10,6 +10,8 @@ pub mod schema;
 pub mod shutdown;
 pub mod soap;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod topology;
 pub mod value;
 pub mod wire;

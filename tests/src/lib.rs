@@ -18,7 +18,6 @@
 pub mod broker;
 pub mod checkpoint;
 pub mod cleanup;
-pub mod eventually;
 pub mod keys;
 pub mod mirror;
 pub mod pipeline;
@@ -28,8 +27,8 @@ pub mod soap_client;
 pub mod values;
 
 pub use broker::{DeadLetter, Queues};
-pub use eventually::{PATIENCE, eventually, eventually_within};
 pub use mirror::Mirror;
+pub use mirror_common::testing::{PATIENCE, eventually, eventually_within};
 pub use pipeline::{CLIENT_ID, Pipeline, PipelineOptions, Worker};
 pub use soap_client::{Reply, SoapClient, Tenant};
 

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::broker::Queues;
 use crate::cleanup::Cleanup;
-use crate::eventually::eventually;
+use crate::eventually;
 use crate::keys;
 use crate::soap_client::{SoapClient, Tenant};
 use crate::{AMQP_URL, DATABASE_URL, unique_id};

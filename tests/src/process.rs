@@ -13,7 +13,7 @@ use std::time::Duration;
 use mirror_common::config::Settings;
 use tokio::process::{Child, Command};
 
-use crate::eventually::PATIENCE;
+use crate::PATIENCE;
 
 /// Database connections of a worker process: a fault test has one tenant.
 const POOL_SIZE: &str = "4";

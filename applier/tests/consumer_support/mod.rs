@@ -30,29 +30,11 @@ use uuid::Uuid;
 
 mod net;
 
+pub use mirror_common::testing::eventually_within;
 pub use net::{Proxy, http_get};
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const PG_URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
-
-/// Waits until `check` yields `Some`, polling every 50 ms; panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// One test's world: its own prefix, tenant, broker connection and database session.
 pub struct Harness {

@@ -5,7 +5,6 @@
 pub mod process;
 
 use std::borrow::Cow;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -23,6 +22,7 @@ use mirror_common::config::{AuthEnvironment, Settings};
 use mirror_common::schema::{RawColumn, RawTableSchema};
 use mirror_common::shutdown::CancellationToken;
 use mirror_common::soap::{self, Limits, Operation, RawRow, RawRowBatch, Request, RequestBody};
+pub use mirror_common::testing::eventually;
 use mirror_common::topology::Topology;
 use mirror_common::wire::{self, Envelope};
 use mirror_receiver::{Application, BuildOptions, Clock};
@@ -68,25 +68,6 @@ fn keys() -> &'static Keys {
             application_public: application.public_key(),
         }
     })
-}
-
-/// Polls `check` until it yields a value, or panics after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A clock tests can set.

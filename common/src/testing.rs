@@ -1,4 +1,5 @@
-//! Waiting for asynchronous effects without sleeping for a guessed time.
+//! Helpers for the test suites of every crate (feature `testing`, enabled only as a
+//! dev-dependency): waiting for asynchronous effects without sleeping for a guessed time.
 
 use std::future::Future;
 use std::time::Duration;
