@@ -128,16 +128,28 @@ pub struct ScriptState {
     schema_changes: u32,
 }
 
-/// Settings of the row changes one step makes.
-#[derive(Debug, Clone, Copy)]
-pub struct Churn {
-    /// Changes per cycle, in per mille of the tenant's rows (at least a handful).
-    pub per_mille: u64,
+/// How many row changes one step makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Churn {
+    /// In per mille of the tenant's live rows (at least a handful): grows as the tables grow.
+    PerMille(u64),
+    /// The same number every cycle, however the tables have grown.
+    Fixed(u64),
+}
+
+impl Churn {
+    /// Changes to make to a tenant of `live_rows` rows.
+    pub fn count(self, live_rows: u64) -> u64 {
+        match self {
+            Churn::PerMille(per_mille) => (live_rows * per_mille / 1000).max(8),
+            Churn::Fixed(count) => count,
+        }
+    }
 }
 
 impl Default for Churn {
     fn default() -> Churn {
-        Churn { per_mille: 20 }
+        Churn::PerMille(20)
     }
 }
 
@@ -210,8 +222,7 @@ impl ScriptState {
 /// Random row changes over all tables, weighted by size: updates, inserts, deletes, and keys
 /// changed twice (insert-then-update, update-then-delete, update-then-update).
 pub fn row_changes(source: &mut Source, rng: &mut Rng, churn: Churn) -> Result<(), SourceError> {
-    let total = source.live_rows();
-    let count = (total * churn.per_mille / 1000).max(8);
+    let count = churn.count(source.live_rows());
     let names: Vec<(String, u64)> = source
         .tables()
         .iter()
@@ -320,6 +331,14 @@ mod tests {
         assert_eq!(step_for(&DEFAULT_SCRIPT, 1), Step::Initial);
         assert_eq!(step_for(&DEFAULT_SCRIPT, 3), Step::Schema);
         assert_eq!(step_for(&DEFAULT_SCRIPT, 99), Step::Changes);
+    }
+
+    #[test]
+    fn churn_is_a_share_of_the_rows_or_a_fixed_count() {
+        assert_eq!(Churn::PerMille(20).count(10_000), 200);
+        assert_eq!(Churn::PerMille(20).count(100), 8, "at least a handful");
+        assert_eq!(Churn::Fixed(300).count(10_000), 300);
+        assert_eq!(Churn::Fixed(300).count(1_000_000), 300);
     }
 
     #[test]

@@ -160,15 +160,15 @@ pub async fn measure(
 }
 
 /// The services of one phase, stopped and cleaned up whatever happens.
-struct Pipeline {
+pub(super) struct Pipeline {
     deployment: Deployment,
-    receiver: Service,
-    appliers: Vec<Service>,
-    tenants: Vec<String>,
+    pub(super) receiver: Service,
+    pub(super) appliers: Vec<Service>,
+    pub(super) tenants: Vec<String>,
 }
 
 impl Pipeline {
-    async fn start(
+    pub(super) async fn start(
         bench: &super::Environment,
         label: &str,
         workers: usize,
@@ -207,7 +207,7 @@ impl Pipeline {
         })
     }
 
-    fn endpoint(&self) -> Result<Arc<Endpoint>, BenchError> {
+    pub(super) fn endpoint(&self) -> Result<Arc<Endpoint>, BenchError> {
         Ok(Arc::new(Endpoint::new(
             &self.deployment.url(&self.receiver)?,
             self.deployment.keys.credentials(BENCH_CLIENT_ID),
@@ -223,7 +223,7 @@ impl Pipeline {
     }
 
     /// Stops the services, deletes the queues and drops the mirrors.
-    async fn stop(&mut self, database_url: &str) {
+    pub(super) async fn stop(&mut self, database_url: &str) {
         self.receiver.stop().await;
         for applier in &mut self.appliers {
             applier.stop().await;
@@ -287,16 +287,7 @@ async fn phase(
         check_settled(&runs)?;
         let memory = pipeline.memory();
         let verify_started = Instant::now();
-        let mut clean = true;
-        for tenant in &runs {
-            let mut reader = PgReader::connect(
-                &bench.database_url,
-                Deployment::NAME_TEMPLATE,
-                tenant.tenant(),
-            )
-            .await?;
-            clean &= verify(&mut reader, &tenant.source).await?.is_clean();
-        }
+        let clean = verify_mirrors(&bench.database_url, &runs).await?;
         let verified = Instant::now();
         let events = clock.events();
         let loaded = events.last_finish_of_cycle(2).unwrap_or(verified);
@@ -326,16 +317,50 @@ async fn phase(
     result
 }
 
+/// Every tenant's mirror compared row by row with its source: true when all are identical.
+pub(super) async fn verify_mirrors(
+    database_url: &str,
+    runs: &[crate::driver::TenantRun],
+) -> Result<bool, BenchError> {
+    let mut clean = true;
+    for tenant in runs {
+        let mut reader =
+            PgReader::connect(database_url, Deployment::NAME_TEMPLATE, tenant.tenant()).await?;
+        clean &= verify(&mut reader, &tenant.source).await?.is_clean();
+    }
+    Ok(clean)
+}
+
 fn run_config(plan: &EndToEndPlan, tenants: Vec<String>, script: Vec<Step>) -> RunConfig {
-    let per_mille = (plan.changes * 1000).div_ceil(plan.rows.max(1)).max(1);
+    tenant_cycles(
+        plan.rows,
+        plan.changes,
+        plan.batch_bytes,
+        plan.seed,
+        tenants,
+        script,
+    )
+}
+
+/// The cycles of `tenants`, all at once, over `rows` in all, each change cycle changing about
+/// `changes` rows in all.
+pub(super) fn tenant_cycles(
+    rows: u64,
+    changes: u64,
+    batch_bytes: usize,
+    seed: u64,
+    tenants: Vec<String>,
+    script: Vec<Step>,
+) -> RunConfig {
+    let per_mille = (changes * 1000).div_ceil(rows.max(1)).max(1);
     RunConfig {
-        rows: plan.rows / tenants.len().max(1) as u64,
-        seed: plan.seed,
+        rows: rows / tenants.len().max(1) as u64,
+        seed,
         cycles: script.len(),
         script,
-        churn: Churn { per_mille },
+        churn: Churn::PerMille(per_mille),
         cycle: CycleOptions {
-            batch_bytes: plan.batch_bytes,
+            batch_bytes,
             ..CycleOptions::default()
         },
         settle_cycles: 5,
@@ -345,7 +370,7 @@ fn run_config(plan: &EndToEndPlan, tenants: Vec<String>, script: Vec<Step>) -> R
     }
 }
 
-fn check_settled(runs: &[crate::driver::TenantRun]) -> Result<(), BenchError> {
+pub(super) fn check_settled(runs: &[crate::driver::TenantRun]) -> Result<(), BenchError> {
     for tenant in runs {
         if let Some(failed) = tenant
             .cycles
@@ -553,7 +578,7 @@ mod tests {
         };
         let config = run_config(&plan, vec!["A".into(), "B".into()], vec![Step::Initial]);
         assert_eq!(config.rows, 500_000);
-        assert_eq!(config.churn.per_mille, 50);
+        assert_eq!(config.churn, Churn::PerMille(50));
         assert_eq!(config.cycles, 1);
     }
 

@@ -6,7 +6,8 @@
 //!   each concurrency; acknowledgement latency p50/p99;
 //! - [`end_to_end`]: a generated tenant's initial load and an incremental cycle through the
 //!   receiver and 1, then 2, appliers, until verified, vs the applier alone;
-//! - memory: peak RSS of every service process ([`rss`]).
+//! - memory: peak RSS of every service process ([`rss`]), and whether it stays flat over a long
+//!   run of many cycles ([`soak`]).
 //!
 //! The services run as separate processes (the release binaries beside this one, or
 //! `--bin-dir`), each phase with its own queue prefix, keys, tenants and mirror schemas, all
@@ -16,6 +17,7 @@ pub mod end_to_end;
 pub mod receiver;
 pub mod rss;
 pub mod services;
+pub mod soak;
 pub mod table;
 
 use std::fmt::Write as _;
@@ -27,6 +29,7 @@ use end_to_end::{EndToEndPlan, EndToEndResult};
 use receiver::{ReceiverPlan, ReceiverResult};
 use rss::Memory;
 use services::Deployment;
+use soak::{SoakPlan, SoakResult};
 use table::{Ratio, Table, percent, thousands};
 
 /// The receiver must reach this share of raw publish-with-confirms.
@@ -37,6 +40,9 @@ pub const RECEIVER_MAX_ADDED_P99_MS: f64 = 10.0;
 pub const DECODE_MAX_SHARE: f64 = 0.10;
 /// The pipeline must reach this share of the applier-alone rate.
 pub const END_TO_END_MIN_RATIO: f64 = 0.50;
+/// "Stable over a long run": a service's resident memory at the end of the soak is at most this
+/// much of what it was half-way through.
+pub const SOAK_MAX_GROWTH: f64 = 1.10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -97,6 +103,7 @@ impl Environment {
 pub struct BenchPlan {
     pub receiver: Option<ReceiverPlan>,
     pub end_to_end: Option<EndToEndPlan>,
+    pub soak: Option<SoakPlan>,
     pub seed: u64,
 }
 
@@ -105,6 +112,7 @@ pub struct BenchPlan {
 pub struct BenchReport {
     pub receiver: Option<ReceiverResult>,
     pub end_to_end: Option<EndToEndResult>,
+    pub soak: Option<SoakResult>,
     pub simulator_memory: Option<Memory>,
 }
 
@@ -145,9 +153,23 @@ pub async fn bench(
         }
         None => None,
     };
+    let soak = match &plan.soak {
+        Some(p) => {
+            eprintln!(
+                "Soak: {} rows over {} tenant(s), then {} cycles of {} changes, 1 worker …",
+                thousands(p.rows),
+                p.tenants,
+                p.cycles,
+                thousands(p.changes)
+            );
+            Some(soak::measure(environment, p, cancel).await?)
+        }
+        None => None,
+    };
     Ok(BenchReport {
         receiver,
         end_to_end,
+        soak,
         simulator_memory: Memory::of_self(),
     })
 }
@@ -275,6 +297,9 @@ impl BenchReport {
                 out.push('\n');
             }
         }
+        if let Some(s) = &self.soak {
+            out.push_str(&render_soak(s));
+        }
         let mut t = Table::new(&["process", "#peak RSS MiB"]);
         for (name, memory) in self.memory() {
             t.push(vec![
@@ -301,6 +326,10 @@ impl BenchReport {
                     all.push((format!("{name} (pipeline, {} worker(s))", p.workers), *m));
                 }
             }
+        }
+        if let Some(s) = &self.soak {
+            all.push(("mirror-receiver (soak)".to_owned(), s.receiver_peak));
+            all.push(("mirror-applier-1 (soak)".to_owned(), s.worker_peak));
         }
         all.push((
             "mirror-sim (generates and verifies)".to_owned(),
@@ -361,6 +390,22 @@ impl BenchReport {
                 ));
             }
         }
+        if let Some(s) = &self.soak {
+            for (service, growth) in s.growth() {
+                let Some(growth) = growth else { continue };
+                ratios.push(Ratio::at_most(
+                    "memory",
+                    format!("{service} RSS at the end of the soak / half-way"),
+                    growth.ratio,
+                    SOAK_MAX_GROWTH,
+                ));
+                ratios.push(Ratio::info(
+                    "memory",
+                    format!("{service} RSS gained per call over the soak's second half"),
+                    format!("{:+.2} KiB", growth.kib_per_call),
+                ));
+            }
+        }
         for (name, memory) in self.memory() {
             if let Some(m) = memory {
                 ratios.push(Ratio::info(
@@ -375,10 +420,52 @@ impl BenchReport {
 
     /// Every ratio with a target met, and every mirror identical.
     pub fn targets_met(&self) -> bool {
-        self.ratios().iter().all(|r| r.met != Some(false))
-            && self
-                .end_to_end
-                .as_ref()
-                .is_none_or(|e| e.phases.iter().all(|p| p.clean))
+        self.ratios().iter().all(|r| r.met != Some(false)) && self.mirrors_identical()
     }
+
+    /// Every mirror of every part verified identical to its source.
+    pub fn mirrors_identical(&self) -> bool {
+        self.end_to_end
+            .as_ref()
+            .is_none_or(|e| e.phases.iter().all(|p| p.clean))
+            && self.soak.as_ref().is_none_or(|s| s.clean)
+    }
+}
+
+/// The soak's memory samples and its outcome.
+fn render_soak(s: &SoakResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Soak: {} tenant(s), {} rows, then {} cycles of ~{} changes in {:.1} s; mirrors {}.\n\n\
+         Resident memory (VmRSS) once every tenant had finished the cycle:\n",
+        s.plan.tenants,
+        thousands(s.plan.rows),
+        s.plan.cycles,
+        thousands(s.plan.changes),
+        s.secs,
+        if s.clean { "identical" } else { "DIFFER" }
+    );
+    let mut t = Table::new(&[
+        "cycle",
+        "#s",
+        "#calls so far",
+        "#rows so far",
+        "#receiver MiB",
+        "#worker MiB",
+    ]);
+    let mib = |kib: Option<u64>| kib.map_or("–".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+    for sample in s.checkpoints() {
+        t.push(vec![
+            s.label(sample),
+            format!("{:.1}", sample.secs),
+            thousands(sample.calls),
+            thousands(sample.rows),
+            mib(sample.receiver_kib),
+            mib(sample.worker_kib),
+        ]);
+    }
+    out.push_str(&t.render());
+    out.push('\n');
+    out
 }

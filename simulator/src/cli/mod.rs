@@ -113,9 +113,7 @@ impl Workload {
             } else {
                 self.scenario.clone()
             },
-            churn: Churn {
-                per_mille: self.churn,
-            },
+            churn: Churn::PerMille(self.churn),
             cycle: CycleOptions {
                 batch_bytes: self.batch_size,
                 delete_shape: self.delete_shape,

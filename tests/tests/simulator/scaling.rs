@@ -89,7 +89,7 @@ async fn scaling_from_one_to_three_workers_and_back_under_load_keeps_every_mirro
         seed: 20_261_129,
         cycles: CYCLES,
         script: vec![Step::Initial],
-        churn: Churn { per_mille: 150 },
+        churn: Churn::PerMille(150),
         settle_cycles: 5,
         ..RunConfig::default()
     };
