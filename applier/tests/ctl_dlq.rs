@@ -15,6 +15,7 @@ use ctl_support::{dead_letter, ids, mirrorctl};
 use futures::StreamExt;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
+use mirror_applier::ctl::queues::{Broker, HeldLetter};
 use mirror_applier::dialect::postgres::{PgBackend, PgOptions};
 use mirror_applier::dialect::{Backend, Tenant};
 use mirror_applier::state::TableState;
@@ -170,6 +171,38 @@ async fn replay_returns_the_selected_letters_in_order_and_keeps_the_rest_in_orde
     assert!(contact["quarantine"].as_str().unwrap().contains("refused"));
     assert_eq!(status["dead_letter_queue"]["messages"], 2);
 
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_takes_the_letters_ready_at_its_start_one_at_a_time() {
+    let h = Harness::new(1).await;
+    let first = dead_letter(&h, &h.tenant, "contact", 1).await;
+    let second = dead_letter(&h, &h.tenant, "contact", 1).await;
+    let broker = Broker::connect(&h.settings.amqp).await.unwrap();
+    let mut held = broker.hold_dead_letters().await.unwrap();
+    assert_eq!(held.ready, 2);
+    // Dead-lettered while the queue is read (as a replayed message failing again would be).
+    let late = dead_letter(&h, &h.tenant, "contact", 1).await;
+
+    let id = |l: &HeldLetter| l.properties.message_id().as_ref().unwrap().to_string();
+    let a = held.next().await.unwrap().expect("the first letter");
+    assert_eq!(id(&a), first);
+    held.remove(a.tag).await.unwrap();
+    let b = held.next().await.unwrap().expect("the second letter");
+    assert_eq!(id(&b), second);
+    assert!(
+        held.next().await.unwrap().is_none(),
+        "the letter that arrived during the reading is left for the next one"
+    );
+    held.release(&broker).await;
+    broker.close().await;
+
+    // The removed one is gone; the returned one is back in front of the late one.
+    let left = ids(&mirrorctl(&h.settings, &["--json", "dlq", "list"])
+        .await
+        .json());
+    assert_eq!(left, vec![second, late]);
     h.cleanup().await;
 }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::letter::{self, Letter};
 use super::mirror::{Mirrors, TableStatus};
 use super::output::{or_dash, progress, table, time};
-use super::queues::{Broker, Held, HeldLetter};
+use super::queues::{Broker, Held};
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
@@ -169,14 +169,20 @@ async fn list(
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let held = broker.hold_dead_letters().await?;
-    let letters: Vec<Letter> = held
-        .letters
-        .iter()
-        .map(|l| Letter::from_properties(&l.properties, &broker.topology))
-        .filter(|l| filter.matches(l))
-        .collect();
+    let mut held = broker.hold_dead_letters().await?;
+    let read = async {
+        let mut letters = Vec::new();
+        while let Some(held_letter) = held.next().await? {
+            let letter = Letter::from_properties(&held_letter.properties, &broker.topology);
+            if filter.matches(&letter) {
+                letters.push(letter);
+            }
+        }
+        anyhow::Ok(letters)
+    }
+    .await;
     held.release(broker).await;
+    let letters = read?;
     if json {
         serde_json::to_writer_pretty(&mut *out, &letters)?;
         writeln!(out)?;
@@ -232,23 +238,28 @@ struct Shown {
 }
 
 async fn show(broker: &Broker, id: &str, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let held = broker.hold_dead_letters().await?;
-    let total = held.letters.len();
-    let found = held.letters.iter().find_map(|l| {
-        let letter = Letter::from_properties(&l.properties, &broker.topology);
-        (letter.id == id).then(|| {
-            let body = letter::summarize(&l.body);
-            Shown {
-                letter,
-                headers: letter::headers(&l.properties),
-                bytes: l.body.len(),
-                body_error: body.as_ref().err().map(ToString::to_string),
-                body: body.ok(),
+    let mut held = broker.hold_dead_letters().await?;
+    let mut total = 0;
+    let search = async {
+        while let Some(l) = held.next().await? {
+            total += 1;
+            let letter = Letter::from_properties(&l.properties, &broker.topology);
+            if letter.id == id {
+                let body = letter::summarize(&l.body);
+                return anyhow::Ok(Some(Shown {
+                    letter,
+                    headers: letter::headers(&l.properties),
+                    bytes: l.body.len(),
+                    body_error: body.as_ref().err().map(ToString::to_string),
+                    body: body.ok(),
+                }));
             }
-        })
-    });
+        }
+        Ok(None)
+    }
+    .await;
     held.release(broker).await;
-    let Some(shown) = found else {
+    let Some(shown) = search? else {
         anyhow::bail!(
             "unknown id {id}: no such message among the {total} in {}",
             broker.topology.dead_letter_queue()
@@ -304,8 +315,8 @@ async fn replay(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let mirrors = Mirrors::connect(&settings.database).await?;
-    let held = broker.hold_dead_letters().await?;
-    let result = replay_held(broker, &mirrors, &held, filter, dry_run, json).await;
+    let mut held = broker.hold_dead_letters().await?;
+    let result = replay_held(broker, &mirrors, &mut held, filter, dry_run, json).await;
     // Whatever happened, what was not removed goes back to the queue in order.
     held.release(broker).await;
     let outcomes = result?;
@@ -361,31 +372,31 @@ async fn replay(
     Ok(())
 }
 
-/// Judges and (unless `dry_run`) replays or drops the selected held letters, in queue order. Stops
-/// at the first failure: what was done so far stays done, the rest stays in the queue.
+/// Judges and (unless `dry_run`) replays or drops the selected letters, reading the queue in
+/// order, one message at a time. Stops at the first failure: what was done so far stays done, the
+/// rest stays in the queue.
 async fn replay_held(
     broker: &Broker,
     mirrors: &Mirrors,
-    held: &Held,
+    held: &mut Held,
     filter: &Filter,
     dry_run: bool,
     json: bool,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let selected: Vec<(&HeldLetter, Letter)> = held
-        .letters
-        .iter()
-        .map(|l| (l, Letter::from_properties(&l.properties, &broker.topology)))
-        .filter(|(_, letter)| filter.matches(letter))
-        .collect();
-    let bar = progress(selected.len() as u64, json);
+    let bar = progress(u64::from(held.ready), json);
     let publisher = if dry_run {
         None
     } else {
         Some(broker.publisher().await?)
     };
     let mut tables: HashMap<String, MirrorTables> = HashMap::new();
-    let mut outcomes = Vec::with_capacity(selected.len());
-    for (held_letter, letter) in selected {
+    let mut outcomes = Vec::new();
+    while let Some(held_letter) = held.next().await? {
+        bar.inc(1);
+        let letter = Letter::from_properties(&held_letter.properties, &broker.topology);
+        if !filter.matches(&letter) {
+            continue;
+        }
         let mirror = match &letter.tenant {
             Some(tenant) => {
                 if !tables.contains_key(tenant) {
@@ -414,7 +425,6 @@ async fn replay_held(
                 _ => {}
             }
         }
-        bar.inc(1);
         outcomes.push(Outcome {
             letter,
             verdict,

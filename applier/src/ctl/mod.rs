@@ -10,7 +10,7 @@ mod keys;
 mod letter;
 pub mod mirror;
 mod output;
-mod queues;
+pub mod queues;
 mod resync;
 mod status;
 

@@ -3,12 +3,18 @@
 //!
 //! # Reading the dead-letter queue safely
 //! The dead-letter queue is a quorum queue without single active consumer, so `basic.get` works
-//! (the partition queues refuse it with `RESOURCE_LOCKED`: they are only counted). Every message
-//! is fetched unacknowledged on one channel; a message is removed only by acknowledging it, and
-//! closing the channel returns everything else to the queue, in delivery order. The queue is
-//! declared without a delivery limit, so returning a message, however often, never drops it (the
-//! broker only counts the returns in `x-delivery-count`, which a replay leaves out). A message
-//! dead-lettered while the queue is being read lands before the returned ones.
+//! (the partition queues refuse it with `RESOURCE_LOCKED`: they are only counted). Messages are
+//! fetched one at a time, unacknowledged, on one channel; a message is removed only by
+//! acknowledging it, and closing the channel returns everything else to the queue, in delivery
+//! order. The broker keeps what is held: a command keeps only the message in hand, so a queue of
+//! any size is read in the memory of one message. The queue is declared without a delivery limit,
+//! so returning a message, however often, never drops it (the broker only counts the returns in
+//! `x-delivery-count`, which a replay leaves out).
+//!
+//! A command reads the messages that were ready when it started, and no more. One dead-lettered
+//! meanwhile (a replayed message failing again, say) lands behind them and is left for the next
+//! command, so a replay never meets its own messages again. Once the channel closes, the quorum
+//! queue serves the returned messages first, in their order, so it stays behind them.
 
 use std::time::Duration;
 
@@ -41,13 +47,16 @@ pub struct HeldLetter {
     pub body: Vec<u8>,
 }
 
-/// The whole dead-letter queue, held by one channel until [`Held::release`].
+/// The dead-letter queue, read in order by [`Held::next`]; what was read is held by one channel
+/// until [`Held::release`].
 pub struct Held {
     channel: Channel,
     queue: String,
-    pub letters: Vec<HeldLetter>,
-    /// How many of `letters` were removed.
-    removed: std::sync::atomic::AtomicUsize,
+    /// Messages ready when reading started: the ones [`Held::next`] returns.
+    pub ready: u32,
+    /// How many were fetched, and how many of those removed.
+    fetched: usize,
+    removed: usize,
 }
 
 /// How long [`Held::release`] waits for the returned messages to be ready again.
@@ -90,34 +99,21 @@ impl Broker {
         }
     }
 
-    /// Fetches every message of the dead-letter queue, oldest first, without acknowledging any.
+    /// Opens the dead-letter queue for reading, oldest message first (see [`Held::next`]).
     pub async fn hold_dead_letters(&self) -> anyhow::Result<Held> {
         let queue = self.topology.dead_letter_queue();
-        if self.depth(&queue).await?.is_none() {
+        let Some(depth) = self.depth(&queue).await? else {
             bail!(
                 "the dead-letter queue {queue} does not exist: is MIRROR__AMQP__PREFIX right \
                  (start a service once to declare the queues)?"
             );
-        }
-        let channel = self.channel().await?;
-        let mut letters = Vec::new();
-        while let Some(message) = channel
-            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
-            .await
-            .with_context(|| format!("cannot read {queue}"))?
-        {
-            let delivery = message.delivery;
-            letters.push(HeldLetter {
-                tag: delivery.delivery_tag,
-                properties: delivery.properties,
-                body: delivery.data,
-            });
-        }
+        };
         Ok(Held {
-            channel,
+            channel: self.channel().await?,
             queue,
-            letters,
-            removed: std::sync::atomic::AtomicUsize::new(0),
+            ready: depth.messages,
+            fetched: 0,
+            removed: 0,
         })
     }
 
@@ -173,14 +169,38 @@ impl Broker {
 }
 
 impl Held {
+    /// The next message, fetched without acknowledging it; `None` once the messages that were
+    /// ready at the start were all read (or the queue is empty).
+    pub async fn next(&mut self) -> anyhow::Result<Option<HeldLetter>> {
+        if self.fetched >= usize::try_from(self.ready).unwrap_or(usize::MAX) {
+            return Ok(None);
+        }
+        let message = self
+            .channel
+            .basic_get(
+                self.queue.as_str().into(),
+                BasicGetOptions { no_ack: false },
+            )
+            .await
+            .with_context(|| format!("cannot read {}", self.queue))?;
+        Ok(message.map(|message| {
+            self.fetched += 1;
+            let delivery = message.delivery;
+            HeldLetter {
+                tag: delivery.delivery_tag,
+                properties: delivery.properties,
+                body: delivery.data,
+            }
+        }))
+    }
+
     /// Removes one held message from the queue.
-    pub async fn remove(&self, tag: DeliveryTag) -> anyhow::Result<()> {
+    pub async fn remove(&mut self, tag: DeliveryTag) -> anyhow::Result<()> {
         self.channel
             .basic_ack(tag, BasicAckOptions::default())
             .await
             .context("cannot remove the message from the dead-letter queue")?;
-        self.removed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.removed += 1;
         Ok(())
     }
 
@@ -189,8 +209,7 @@ impl Held {
     /// until they are ready again: a command run right after sees them.
     pub async fn release(self, broker: &Broker) {
         let _ = self.channel.close(200, "OK".into()).await;
-        let removed = self.removed.load(std::sync::atomic::Ordering::Relaxed);
-        let returned = self.letters.len().saturating_sub(removed);
+        let returned = self.fetched.saturating_sub(self.removed);
         if returned == 0 {
             return;
         }
