@@ -215,7 +215,7 @@ impl Pipeline {
         )?))
     }
 
-    fn memory(&self) -> Vec<(String, Option<Memory>)> {
+    pub(super) fn memory(&self) -> Vec<(String, Option<Memory>)> {
         std::iter::once(&self.receiver)
             .chain(&self.appliers)
             .map(|s| (s.name.clone(), s.memory()))

@@ -328,8 +328,9 @@ impl BenchReport {
             }
         }
         if let Some(s) = &self.soak {
-            all.push(("mirror-receiver (soak)".to_owned(), s.receiver_peak));
-            all.push(("mirror-applier-1 (soak)".to_owned(), s.worker_peak));
+            for (name, m) in &s.memory {
+                all.push((format!("{name} (soak)"), *m));
+            }
         }
         all.push((
             "mirror-sim (generates and verifies)".to_owned(),

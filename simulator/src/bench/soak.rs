@@ -53,9 +53,8 @@ pub struct SoakResult {
     pub samples: Vec<Sample>,
     pub secs: f64,
     pub clean: bool,
-    /// Peak resident memory over the whole run.
-    pub receiver_peak: Option<Memory>,
-    pub worker_peak: Option<Memory>,
+    /// Each service's resident memory at the end of the run, with its peak.
+    pub memory: Vec<(String, Option<Memory>)>,
 }
 
 /// The first change cycle, after the load.
@@ -155,8 +154,7 @@ pub async fn measure(
         .await?;
         check_settled(&runs)?;
         let secs = sampler.started.elapsed().as_secs_f64();
-        let receiver_peak = pipeline.receiver.memory();
-        let worker_peak = pipeline.appliers.first().and_then(|a| a.memory());
+        let memory = pipeline.memory();
         let clean = verify_mirrors(&bench.database_url, &runs).await?;
         // The settling cycles at the end (idle, until nothing is left to send) are left out.
         let mut samples = sampler.samples();
@@ -166,8 +164,7 @@ pub async fn measure(
             samples,
             secs,
             clean,
-            receiver_peak,
-            worker_peak,
+            memory,
         })
     }
     .await;
@@ -268,8 +265,7 @@ mod tests {
             samples,
             secs: 1.0,
             clean: true,
-            receiver_peak: None,
-            worker_peak: None,
+            memory: Vec::new(),
         }
     }
 
