@@ -332,9 +332,10 @@ pub(super) async fn verify_mirrors(
 }
 
 fn run_config(plan: &EndToEndPlan, tenants: Vec<String>, script: Vec<Step>) -> RunConfig {
+    let per_mille = (plan.changes * 1000).div_ceil(plan.rows.max(1)).max(1);
     tenant_cycles(
         plan.rows,
-        plan.changes,
+        Churn::PerMille(per_mille),
         plan.batch_bytes,
         plan.seed,
         tenants,
@@ -342,23 +343,22 @@ fn run_config(plan: &EndToEndPlan, tenants: Vec<String>, script: Vec<Step>) -> R
     )
 }
 
-/// The cycles of `tenants`, all at once, over `rows` in all, each change cycle changing about
-/// `changes` rows in all.
+/// The cycles of `tenants`, all at once, over `rows` in all, each change cycle making `churn`
+/// changes per tenant.
 pub(super) fn tenant_cycles(
     rows: u64,
-    changes: u64,
+    churn: Churn,
     batch_bytes: usize,
     seed: u64,
     tenants: Vec<String>,
     script: Vec<Step>,
 ) -> RunConfig {
-    let per_mille = (changes * 1000).div_ceil(rows.max(1)).max(1);
     RunConfig {
         rows: rows / tenants.len().max(1) as u64,
         seed,
         cycles: script.len(),
         script,
-        churn: Churn::PerMille(per_mille),
+        churn,
         cycle: CycleOptions {
             batch_bytes,
             ..CycleOptions::default()

@@ -135,16 +135,16 @@ pub async fn measure(
         let script = std::iter::once(Step::Initial)
             .chain(std::iter::repeat_n(Step::Changes, plan.cycles))
             .collect();
-        let mut config = tenant_cycles(
+        // The same work every cycle, so that memory growth cannot be the work growing.
+        let churn = Churn::Fixed(plan.changes / plan.tenants.max(1) as u64);
+        let config = tenant_cycles(
             plan.rows,
-            plan.changes,
+            churn,
             plan.batch_bytes,
             plan.seed,
             pipeline.tenants.clone(),
             script,
         );
-        // The same work every cycle, so that memory growth cannot be the work growing.
-        config.churn = Churn::Fixed(plan.changes / plan.tenants.max(1) as u64);
         let runs = run(
             pipeline.endpoint()?,
             &config,
